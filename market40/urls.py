@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from market40.api import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("market40.web_urls")),
+]
