@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from market40 import billing
+from market40.bulk import insert_rows
 from market40.errors import Conflict, Forbidden, InvalidInput, invalid_from_validation_error
 from market40.models import (
     BillingRun,
@@ -36,6 +37,33 @@ from market40.validators import PERIOD_RE
 M = TypeVar("M", bound=models.Model)
 
 BATCH_SIZE = 2000
+
+DEMAND_INSERT_FIELDS = (
+    "market",
+    "billing_run",
+    "lease",
+    "stall",
+    "holder",
+    "period",
+    "payment_code",
+    "pay_token",
+    "total_vnd",
+    "paid_vnd",
+    "status",
+    "due_date",
+    "created_at",
+)
+LINE_INSERT_FIELDS = (
+    "demand",
+    "tariff",
+    "fee_kind",
+    "description",
+    "quantity",
+    "unit",
+    "unit_price_vnd",
+    "amount_vnd",
+    "vat_rate",
+)
 
 
 def code_scheme() -> CodeScheme:
@@ -230,9 +258,14 @@ def billing_run_create(
             stall__market=market, period=first
         ).values_list("stall_id", "utility", "previous_value", "current_value"):
             usage.setdefault(stall_id, {})[utility] = cur - prev
-        metered_kinds = {
-            k for k, ts in book._by_kind.items() if ts[0].basis in ("metered", "per_entry")
-        }
+        # A reading is "missing" when the stall had one for the previous month but has
+        # none now: not every stall has a water meter, but one that had must be read.
+        previous = billing.period_bounds(first - timedelta(days=1))[0]
+        expected = set(
+            MeterReading.objects.filter(stall__market=market, period=previous).values_list(
+                "stall_id", "utility"
+            )
+        )
 
         planned: list[tuple[tuple, list[billing.Line]]] = []
         for n, row in enumerate(todo, 1):
@@ -246,7 +279,7 @@ def billing_run_create(
                 usage=stall_usage,
             )
             for kind, _tariffs in book.for_class(stall_class):
-                if kind in metered_kinds and kind not in stall_usage:
+                if (stall_id, kind) in expected and kind not in stall_usage:
                     result.missing_readings.append(f"{stall_code}:{kind}")
             if lines:
                 planned.append((row, lines))
@@ -261,51 +294,59 @@ def billing_run_create(
         codes = allocate_codes(CodeKind.DEMAND, len(planned))
         due = billing.due_date(first, market.due_day)
         now = timezone.now()
-        demands = [
-            FeeDemand(
-                market=market,
-                billing_run=run,
-                lease_id=row[0],
-                stall_id=row[1],
-                holder_id=row[2],
-                period=first,
-                payment_code=code,
-                pay_token=FeeDemand.new_pay_token(),
-                total_vnd=billing.total_of(lines),
-                due_date=due,
-                created_at=now,
-            )
-            for (row, lines), code in zip(planned, codes, strict=True)
-        ]
-        done = len(todo)
-        for start in range(0, len(demands), BATCH_SIZE):
-            FeeDemand.objects.bulk_create(demands[start : start + BATCH_SIZE])
-            done += min(BATCH_SIZE, len(demands) - start) // 2
-            if progress:
-                progress(min(done, len(todo) * 2), len(todo) * 2)
-        line_rows = [
-            DemandLine(
-                demand_id=demand.pk,
-                tariff_id=line.tariff_id,
-                fee_kind=line.fee_kind,
-                description=line.description,
-                quantity=line.quantity,
-                unit=line.unit,
-                unit_price_vnd=line.unit_price_vnd,
-                amount_vnd=line.amount_vnd,
-                vat_rate=line.vat_rate,
-            )
-            for demand, (_row, lines) in zip(demands, planned, strict=True)
-            for line in lines
-        ]
-        DemandLine.objects.bulk_create(line_rows, batch_size=BATCH_SIZE * 2)
-        result.run = run
-        result.created = len(demands)
-        result.total_vnd = sum(d.total_vnd for d in demands)
+        total = len(todo) * 2
+        insert_rows(
+            FeeDemand,
+            DEMAND_INSERT_FIELDS,
+            (
+                (
+                    market.pk,
+                    run.pk,
+                    row[0],
+                    row[1],
+                    row[2],
+                    first,
+                    code,
+                    FeeDemand.new_pay_token(),
+                    billing.total_of(lines),
+                    0,
+                    FeeDemand.Status.OPEN,
+                    due,
+                    now,
+                )
+                for (row, lines), code in zip(planned, codes, strict=True)
+            ),
+        )
+        if progress:
+            progress(len(todo) + len(todo) // 3, total)
+        # Lines need their demand's id: one query maps the run's codes to ids.
+        ids = dict(FeeDemand.objects.filter(billing_run=run).values_list("payment_code", "id"))
+        insert_rows(
+            DemandLine,
+            LINE_INSERT_FIELDS,
+            (
+                (
+                    ids[code],
+                    line.tariff_id,
+                    line.fee_kind,
+                    line.description,
+                    line.quantity,
+                    line.unit,
+                    line.unit_price_vnd,
+                    line.amount_vnd,
+                    line.vat_rate,
+                )
+                for (_row, lines), code in zip(planned, codes, strict=True)
+                for line in lines
+            ),
+        )
+        result.created = len(planned)
+        result.total_vnd = sum(billing.total_of(lines) for _row, lines in planned)
         BillingRun.objects.filter(pk=run.pk).update(
             demand_count=result.created, total_vnd=result.total_vnd
         )
         run.demand_count, run.total_vnd = result.created, result.total_vnd
+        result.run = run
         if progress:
             progress(len(todo) * 2, len(todo) * 2)
     return result
@@ -366,3 +407,202 @@ def market_period_overview(*, market: Market, period: date) -> dict[str, int]:
         "partial_count": agg["partial_count"],
         "open_count": agg["count"] - agg["paid_count"] - agg["partial_count"],
     }
+
+
+# --- stall import --------------------------------------------------------------------
+
+STALL_COLUMNS = {
+    "code": ("ma_sap", "ma_kiot", "ma_ki_ot", "ma_sap_ki_ot", "ma", "code", "stall"),
+    "zone": ("khu", "ma_khu", "zone"),
+    "stall_class": ("loai", "loai_sap", "loai_vi_tri", "hang", "class", "stall_class"),
+    "area_m2": ("dien_tich", "dien_tich_m2", "area", "area_m2"),
+    "active": ("dang_hoat_dong", "hoat_dong", "active"),
+    "holder_name": ("ho_ten", "ho_va_ten", "tieu_thuong", "ten_tieu_thuong", "holder"),
+    "holder_phone": ("dien_thoai", "so_dien_thoai", "sdt", "phone"),
+    "holder_tax_code": ("mst", "ma_so_thue", "tax_code"),
+    "holder_citizen_id": ("cccd", "so_cccd", "citizen_id"),
+    "holder_address": ("dia_chi", "address"),
+    "lease_start": ("ngay_bat_dau", "tu_ngay", "start_date", "lease_start"),
+}
+REQUIRED_STALL_COLUMNS = ("code", "stall_class", "area_m2")
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    stalls: int = 0
+    holders: int = 0
+    leases: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _parse_date(value: object) -> date:
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = _cell(value)
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(_("ngày “%(value)s” không hợp lệ (dd/mm/yyyy)") % {"value": text})
+
+
+def stalls_import(*, market: Market, path: Any, dry_run: bool = False) -> ImportReport:
+    """Create the stalls (and optionally holders and leases) of a spreadsheet.
+
+    Every row is validated first; if any row is bad, the report lists each problem with
+    its spreadsheet row number and nothing is written.
+    """
+    from market40.models import StallHolder, Zone
+    from market40.tables import read_rows
+
+    headers, rows = read_rows(path)
+    index: dict[str, int] = {}
+    for name, aliases in STALL_COLUMNS.items():
+        for position, header in enumerate(headers):
+            if header in aliases:
+                index[name] = position
+                break
+    missing = [n for n in REQUIRED_STALL_COLUMNS if n not in index]
+    if missing:
+        raise InvalidInput(
+            _("Thiếu cột bắt buộc: %(cols)s (tiêu đề cần có: mã sạp, loại, diện tích).")
+            % {"cols": ", ".join(missing)},
+            code="missing_columns",
+            extra={"missing": missing},
+        )
+    report = ImportReport()
+    zones = {z.code: z for z in Zone.objects.filter(market=market)}
+    existing = set(Stall.objects.filter(market=market).values_list("code", flat=True))
+    seen: dict[str, int] = {}
+    planned: list[tuple[Stall, StallHolder | None, date | None]] = []
+    holder_seq = StallHolder.objects.filter(market=market).count()
+    for number, cells in rows:
+        report.rows += 1
+
+        def get(name: str, cells: list[object] = cells) -> object:
+            position = index.get(name)
+            return cells[position] if position is not None and position < len(cells) else ""
+
+        problems: list[str] = []
+        code = _cell(get("code")).upper()
+        if code in existing:
+            problems.append(_("mã sạp %(code)s đã có trong chợ") % {"code": code})
+        if code in seen:
+            problems.append(
+                _("mã sạp %(code)s trùng với dòng %(row)s") % {"code": code, "row": seen[code]}
+            )
+        seen.setdefault(code, number)
+        zone_code = _cell(get("zone")).upper()
+        zone = None
+        if zone_code:
+            zone = zones.get(zone_code)
+            if zone is None:
+                zone = Zone(market=market, code=zone_code, name=f"Khu {zone_code}")
+                zones[zone_code] = zone
+        try:
+            area = Decimal(_cell(get("area_m2")).replace(",", "."))
+        except ArithmeticError:
+            problems.append(
+                _("diện tích “%(value)s” không phải là số") % {"value": _cell(get("area_m2"))}
+            )
+            area = Decimal(0)
+        active_text = _cell(get("active")).lower()
+        stall = Stall(
+            market=market,
+            zone=zone,
+            code=code,
+            stall_class=_cell(get("stall_class")).upper(),
+            area_m2=area,
+            active=active_text not in {"0", "khong", "không", "no", "false"},
+            payment_code="pending",
+        )
+        try:
+            stall.full_clean(exclude=["zone", "market"], validate_unique=False)
+        except ValidationError as error:
+            problems.extend(
+                invalid_from_validation_error(error, _labels(Stall))
+                .message.split(" — ", 1)[-1]
+                .split(" | ")
+            )
+        holder = None
+        lease_start = None
+        name = _cell(get("holder_name"))
+        if name:
+            holder_seq += 1
+            holder = StallHolder(
+                market=market,
+                code=f"TT{holder_seq:05d}",
+                full_name=name,
+                phone=_cell(get("holder_phone")),
+                tax_code=_cell(get("holder_tax_code")),
+                citizen_id=_cell(get("holder_citizen_id")),
+                address=_cell(get("holder_address")),
+            )
+            try:
+                holder.clean()
+                holder.full_clean(exclude=["market"], validate_unique=False)
+            except ValidationError as error:
+                problems.extend(
+                    invalid_from_validation_error(error, _labels(StallHolder))
+                    .message.split(" — ", 1)[-1]
+                    .split(" | ")
+                )
+            try:
+                raw = get("lease_start")
+                lease_start = _parse_date(raw) if _cell(raw) else timezone.localdate()
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            report.errors.extend(
+                _("Dòng %(row)s: %(problem)s") % {"row": number, "problem": p} for p in problems
+            )
+        else:
+            planned.append((stall, holder, lease_start))
+    if report.errors:
+        raise InvalidInput(
+            _("Tệp có %(n)s lỗi; chưa ghi gì vào cơ sở dữ liệu.") % {"n": len(report.errors)},
+            code="import_rows_invalid",
+            extra={"errors": report.errors},
+        )
+    if dry_run:
+        report.stalls = len(planned)
+        report.holders = sum(1 for _s, h, _d in planned if h)
+        report.leases = report.holders
+        return report
+    with transaction.atomic():
+        for zone in zones.values():
+            if zone.pk is None:
+                zone.save()
+        codes = allocate_codes(CodeKind.STALL, len(planned))
+        for (stall, _holder, _start), code in zip(planned, codes, strict=True):
+            stall.payment_code = code
+            if stall.zone is not None:
+                stall.zone = zones[stall.zone.code]  # now saved, so zone_id is set
+        Stall.objects.bulk_create([s for s, _h, _d in planned], batch_size=BATCH_SIZE)
+        holders = [h for _s, h, _d in planned if h is not None]
+        StallHolder.objects.bulk_create(holders, batch_size=BATCH_SIZE)
+        Lease.objects.bulk_create(
+            [
+                Lease(stall=s, holder=h, start_date=d)
+                for s, h, d in planned
+                if h is not None and d is not None
+            ],
+            batch_size=BATCH_SIZE,
+        )
+    report.stalls = len(planned)
+    report.holders = report.leases = len(holders)
+    return report
