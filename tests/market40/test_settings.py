@@ -1,0 +1,67 @@
+"""The settings module: environment-driven, and clean under `check --deploy`."""
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def _manage(*args, env):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _production_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    secret = tmp_path / "secret"
+    secret.write_text("x" * 30 + "-production-secret-key-with-enough-entropy-9f8e7d6c5b4a")
+    env.update(
+        DEBUG="0",
+        HTTPS="1",
+        ALLOWED_HOSTS="cho.example.vn",
+        SECRET_KEY_FILE=str(secret),
+        MARKET40_VAR_DIR=str(tmp_path / "var"),
+        DJANGO_SETTINGS_MODULE="market40.settings",
+    )
+    env.pop("SECRET_KEY", None)
+    return env
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_debug_is_off_unless_asked_for(tmp_path):
+    env = _production_env(tmp_path)
+    env.pop("DEBUG")
+    code = (
+        "from django.conf import settings; "
+        "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE)"
+    )
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.stdout.split() == ["False", "Asia/Ho_Chi_Minh", "vi"], result.stderr
+
+
+def test_database_url_selects_the_database(tmp_path):
+    env = _production_env(tmp_path)
+    env["DATABASE_URL"] = "postgres://someone@db.example:5433/market"
+    code = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'])"
+    )
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "db.example",
+        "5433",
+        "market",
+    ], result.stderr
