@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from market40 import billing
+from market40 import billing, signals
 from market40.bulk import insert_rows
 from market40.errors import Conflict, Forbidden, InvalidInput, invalid_from_validation_error
 from market40.models import (
@@ -347,6 +347,7 @@ def billing_run_create(
         )
         run.demand_count, run.total_vnd = result.created, result.total_vnd
         result.run = run
+        transaction.on_commit(lambda: signals.demands_billed.send(sender=BillingRun, run=run))
         if progress:
             progress(len(todo) * 2, len(todo) * 2)
     return result

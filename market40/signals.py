@@ -1,0 +1,16 @@
+"""Signals through which later apps react to the market domain without market40 importing
+them (data flows market40 → payments → invoicing).
+
+Both are sent after the surrounding transaction commits (``transaction.on_commit``), so a
+receiver never sees, and never waits inside, an uncommitted change.
+"""
+
+from django.dispatch import Signal
+
+# A billing run created demands. kwargs: run (BillingRun). Payments applies holders'
+# credits to the new demands here.
+demands_billed = Signal()
+
+# A demand became fully paid (status paid or overpaid). kwargs: demand_id (int).
+# Invoicing enqueues the issuance task here.
+demand_fully_paid = Signal()
