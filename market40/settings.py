@@ -184,6 +184,10 @@ if HTTPS:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Key that encrypts bank-connection secrets at rest (defaults to one derived from
+# SECRET_KEY; set it explicitly so SECRET_KEY can be rotated without losing them).
+CONNECTION_SECRETS_KEY = env_secret("CONNECTION_SECRETS_KEY")
+
 # Payment codes (see market40/paymentcode.py): prefixes of demand and stall codes.
 PAYMENT_CODE_DEMAND_PREFIX = env_str("PAYMENT_CODE_DEMAND_PREFIX", "CHO")
 PAYMENT_CODE_STALL_PREFIX = env_str("PAYMENT_CODE_STALL_PREFIX", "SAP")
@@ -199,5 +203,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django_tasks": {"level": "WARNING"},
+    },
 }

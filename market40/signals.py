@@ -14,3 +14,7 @@ demands_billed = Signal()
 # A demand became fully paid (status paid or overpaid). kwargs: demand_id (int).
 # Invoicing enqueues the issuance task here.
 demand_fully_paid = Signal()
+
+# seed_demo created a demo market. kwargs: market. Receivers return lines to print
+# (payments creates one bank connection per provider and returns their URLs/secrets).
+demo_seeded = Signal()

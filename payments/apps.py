@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = _("Thanh toán")
+
+    def ready(self) -> None:
+        from payments import receivers  # noqa: F401  (connects signal receivers)

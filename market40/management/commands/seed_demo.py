@@ -35,6 +35,11 @@ class Command(BaseCommand):
             )
         )
         self._print_logins(created=True)
+        from market40.signals import demo_seeded
+
+        for _receiver, lines in demo_seeded.send(sender=Market, market=result.market):
+            for line in lines or []:
+                self.stdout.write(line)
 
     def _print_logins(self, *, created: bool) -> None:
         self.stdout.write("Tài khoản demo (chỉ dùng để thử, hãy đổi mật khẩu khi triển khai):")

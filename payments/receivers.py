@@ -1,0 +1,26 @@
+"""Reactions of the payments app to market40 signals."""
+
+from django.dispatch import receiver
+
+from market40.models import Market
+from market40.signals import demo_seeded
+from payments.models import Provider
+
+
+@receiver(demo_seeded, sender=Market)
+def create_demo_connections(sender, market, **kwargs) -> list[str]:
+    from django.conf import settings
+
+    from payments.services import connection_create
+
+    lines = ["Kết nối ngân hàng demo (đường dẫn webhook và khóa bí mật):"]
+    options = {Provider.SEPAY: {"mode": "hmac"}, Provider.CASSO: {"version": "v2"}}
+    for provider in Provider.values:
+        connection, secret, _generated = connection_create(
+            market=market, provider=provider, options=options.get(provider, {})
+        )
+        lines.append(
+            f"  {provider:<10} {settings.PUBLIC_BASE_URL}{connection.webhook_path}"
+            f"  secret: {secret}"
+        )
+    return lines

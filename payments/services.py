@@ -1,0 +1,278 @@
+"""Ingestion of bank-transfer notifications: store first, then trust, then process.
+
+``webhook_receive`` is what the HTTP endpoint calls. It saves the raw delivery before
+anything else (in its own committed statement, so nothing later can roll it back),
+verifies it with the connection's provider module on the raw bytes, turns each transfer
+into a ``BankTransaction`` (unique per connection and provider id: a redelivery creates
+nothing), and, after that commits, enqueues the processing (reconciliation) task. A
+failure in processing is written on the event and replayed by
+``manage.py reprocess_webhooks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from market40.errors import InvalidInput, NotFound
+from market40.models import Market, ReceivingAccount
+from payments.models import BankConnection, BankTransaction, Provider, WebhookEvent
+from payments.providers import PROVIDERS, Transfer, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+# Headers kept on the stored event: what a provider sends, never our own cookies.
+DROP_HEADERS = {"cookie", "x-csrftoken"}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: int
+    body: dict[str, Any]
+    event_id: int | None
+
+
+def connection_create(
+    *,
+    market: Market,
+    provider: str,
+    account: ReceivingAccount | None = None,
+    secret: str | None = None,
+    options: dict | None = None,
+) -> tuple[BankConnection, str, bool]:
+    """A new connection; returns (connection, secret, whether the secret was generated)."""
+    if provider not in Provider.values:
+        raise InvalidInput(
+            _("Nhà cung cấp “%(p)s” không được hỗ trợ; chọn một trong: %(all)s.")
+            % {"p": provider, "all": ", ".join(Provider.values)},
+            extra={"fields": {"provider": [provider]}},
+        )
+    account = account or market.default_account
+    if account is None or account.market_id != market.pk:
+        raise InvalidInput(_("Chợ chưa có tài khoản nhận tiền để gắn kết nối."))
+    generated = not secret
+    secret = secret or secrets.token_urlsafe(32)
+    if len(secret) < 8:
+        raise InvalidInput(
+            _("Khóa bí mật phải dài ít nhất 8 ký tự."), extra={"fields": {"secret": ["min 8"]}}
+        )
+    connection = BankConnection(
+        market=market, account=account, provider=provider, options=options or {}
+    )
+    connection.set_secret(secret)
+    connection.save()
+    return connection, secret, generated
+
+
+def _verify_options(connection: BankConnection) -> dict[str, Any]:
+    options = connection.options or {}
+    if connection.provider == Provider.SEPAY and options.get("mode"):
+        return {"mode": options["mode"]}
+    if connection.provider == Provider.CASSO and options.get("version"):
+        return {"version": options["version"]}
+    return {}
+
+
+def webhook_receive(
+    *, provider: str, connection_id: str, body: bytes, headers: dict[str, str], remote_addr: str
+) -> Delivery:
+    connection = BankConnection.objects.filter(
+        pk=connection_id, provider=provider, active=True
+    ).first()
+    if connection is None:
+        raise NotFound(_("Không có kết nối ngân hàng này."))
+    module = PROVIDERS[provider]
+    # Store first: this INSERT commits on its own before the body is trusted at all.
+    event = WebhookEvent.objects.create(
+        connection=connection,
+        remote_addr=remote_addr[:64],
+        headers={k: v for k, v in headers.items() if k.lower() not in DROP_HEADERS},
+        body=body,
+    )
+    now = timezone.now()
+    try:
+        verified = module.verify(
+            body, headers, connection.secret, now=now, **_verify_options(connection)
+        )
+    except WebhookRejected as rejected:
+        # payOS registers a webhook with an unsigned-or-not test call: answer 2xx so the
+        # registration succeeds, record it, process nothing (webhooks.md §6.3).
+        if provider == Provider.PAYOS and module.looks_like_test_call(body):
+            return _finish(
+                event,
+                WebhookEvent.Outcome.TEST,
+                200,
+                module.success_response()[1],
+                reason=rejected.reason,
+            )
+        outcome = (
+            WebhookEvent.Outcome.REJECTED
+            if rejected.status == 401
+            else WebhookEvent.Outcome.MALFORMED
+        )
+        return _finish(
+            event,
+            outcome,
+            rejected.status,
+            {"success": False, "code": rejected.reason, "message": rejected.message_vi},
+            reason=rejected.reason,
+        )
+    event.verify_scheme = verified.scheme[:40]
+    event.verify_detail = (verified.detail or "")[:100]
+    try:
+        transfers = module.parse(body)
+    except WebhookRejected as rejected:
+        return _finish(
+            event,
+            WebhookEvent.Outcome.MALFORMED,
+            400,
+            {"success": False, "code": rejected.reason, "message": rejected.message_vi},
+            reason=rejected.reason,
+        )
+    created = store_transfers(connection=connection, event=event, transfers=transfers)
+    if transfers and all(t.is_test for t in transfers):
+        outcome = WebhookEvent.Outcome.TEST
+    elif transfers and not created:
+        outcome = WebhookEvent.Outcome.DUPLICATE
+    else:
+        outcome = WebhookEvent.Outcome.ACCEPTED
+    event.transfer_count = len(transfers)
+    event.new_transactions = len(created)
+    delivery = _finish(event, outcome, module.success_response()[0], module.success_response()[1])
+    if created:
+        from payments.tasks import process_event
+
+        process_event.enqueue(event.pk)
+    return delivery
+
+
+def _finish(
+    event: WebhookEvent, outcome: str, status: int, body: dict, *, reason: str = ""
+) -> Delivery:
+    event.outcome = outcome
+    event.http_status = status
+    event.reason = reason[:100]
+    event.save(
+        update_fields=[
+            "outcome",
+            "http_status",
+            "reason",
+            "verify_scheme",
+            "verify_detail",
+            "transfer_count",
+            "new_transactions",
+        ]
+    )
+    return Delivery(status=status, body=body, event_id=event.pk)
+
+
+def store_transfers(
+    *,
+    connection: BankConnection,
+    event: WebhookEvent | None,
+    transfers: list[Transfer],
+    source: str = BankTransaction.Source.WEBHOOK,
+) -> list[BankTransaction]:
+    """One BankTransaction per new transfer; known (connection, provider id) pairs are
+    skipped. Each insert runs in its own savepoint, so a concurrent redelivery that wins
+    the race turns into an IntegrityError here and is counted as a duplicate."""
+    created: list[BankTransaction] = []
+    for transfer in transfers:
+        tx = BankTransaction(
+            connection=connection,
+            event=event,
+            source=source,
+            provider_transaction_id=transfer.provider_transaction_id[:100],
+            direction=transfer.direction,
+            amount_vnd=transfer.amount_vnd,
+            content=transfer.content or "",
+            description=transfer.description or "",
+            bank_reference=(transfer.bank_reference or "")[:100],
+            counter_account=(transfer.counter_account or "")[:40],
+            counter_name=(transfer.counter_name or "")[:200],
+            counter_bank=(transfer.counter_bank or "")[:100],
+            sub_account=(transfer.sub_account or "")[:40],
+            provider_code=(transfer.provider_code or "")[:40],
+            bank_time=transfer.bank_time,
+            running_balance_vnd=transfer.running_balance_vnd,
+            is_test=transfer.is_test,
+        )
+        if BankTransaction.objects.filter(
+            connection=connection, provider_transaction_id=tx.provider_transaction_id
+        ).exists():
+            continue
+        try:
+            with transaction.atomic():
+                tx.save()
+        except IntegrityError:
+            continue
+        created.append(tx)
+        check_running_balance(connection, tx)
+    return created
+
+
+def check_running_balance(connection: BankConnection, tx: BankTransaction) -> None:
+    """Flag a missed webhook: previous balance ± amount must equal the new balance."""
+    if tx.running_balance_vnd is None:
+        return
+    with transaction.atomic():
+        conn = BankConnection.objects.select_for_update().get(pk=connection.pk)
+        if conn.last_balance_at is not None and tx.bank_time < conn.last_balance_at:
+            return  # a late, out-of-order delivery: the chain is checked on newer ones
+        if conn.last_balance_vnd is not None:
+            signed = tx.amount_vnd if tx.direction == "in" else -tx.amount_vnd
+            expected = conn.last_balance_vnd + signed
+            if expected != tx.running_balance_vnd:
+                conn.balance_gaps += 1
+                conn.last_gap_note = (
+                    f"{tx.bank_time:%d/%m/%Y %H:%M}: số dư {tx.running_balance_vnd:,} ≠ "
+                    f"{conn.last_balance_vnd:,} {signed:+,} — có thể thiếu giao dịch"
+                ).replace(",", ".")[:300]
+        conn.last_balance_vnd = tx.running_balance_vnd
+        conn.last_balance_at = tx.bank_time
+        conn.save(
+            update_fields=["last_balance_vnd", "last_balance_at", "balance_gaps", "last_gap_note"]
+        )
+
+
+def event_process(event_id: int) -> int:
+    """Reconcile the transactions of an authentic event; idempotent. Records any error
+    on the event instead of losing it. Returns how many transactions it reconciled."""
+    from payments.reconciliation import reconcile
+
+    event = WebhookEvent.objects.get(pk=event_id)
+    WebhookEvent.objects.filter(pk=event_id).update(attempts=event.attempts + 1)
+    try:
+        ids = list(
+            event.transactions.filter(reconciled_at__isnull=True).values_list("id", flat=True)
+        )
+        for tx_id in ids:
+            reconcile(tx_id)
+    except Exception:
+        log.exception("processing webhook event %s failed", event_id)
+        WebhookEvent.objects.filter(pk=event_id).update(
+            processing_error=traceback.format_exc()[-4000:]
+        )
+        raise
+    WebhookEvent.objects.filter(pk=event_id).update(
+        processed_at=timezone.now(), processing_error=""
+    )
+    return len(ids)
+
+
+def event_reprocess(event: WebhookEvent) -> int:
+    """Replay an event that was stored as authentic: re-parse its stored bytes (a
+    redelivery-safe no-op for transfers already stored) and process them again."""
+    if event.outcome not in (WebhookEvent.Outcome.ACCEPTED, WebhookEvent.Outcome.DUPLICATE):
+        return 0
+    module = PROVIDERS[event.connection.provider]
+    transfers = module.parse(bytes(event.body))
+    store_transfers(connection=event.connection, event=event, transfers=transfers)
+    return event_process(event.pk)

@@ -1,0 +1,11 @@
+"""Background work of the payments app (Django Tasks API)."""
+
+from django_tasks import task
+
+
+@task()
+def process_event(event_id: int) -> int:
+    # Errors are recorded on the event by event_process; the task result keeps them too.
+    from payments.services import event_process
+
+    return event_process(event_id)
