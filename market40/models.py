@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -75,7 +75,10 @@ class Market(models.Model):
     due_day = models.PositiveSmallIntegerField(
         _("hạn nộp (ngày của tháng)"),
         default=15,
-        validators=[MinValueValidator(1)],
+        validators=[
+            MinValueValidator(1, message=_("Hạn nộp phải từ ngày 1 đến ngày 28.")),
+            MaxValueValidator(28, message=_("Hạn nộp phải từ ngày 1 đến ngày 28.")),
+        ],
         help_text=_("Ngày trong tháng mà phí của tháng đó đến hạn (1–28)."),
     )
     created_at = models.DateTimeField(_("tạo lúc"), auto_now_add=True)
@@ -86,7 +89,9 @@ class Market(models.Model):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(due_day__gte=1, due_day__lte=28), name="market_due_day_1_28"
+                condition=Q(due_day__gte=1, due_day__lte=28),
+                name="market_due_day_1_28",
+                violation_error_message=_("Hạn nộp phải từ ngày 1 đến ngày 28."),
             )
         ]
 

@@ -90,6 +90,7 @@ def parse_period(value: str) -> date:
         raise InvalidInput(
             _("Kỳ “%(value)s” nằm ngoài khoảng năm 2000–2100.") % {"value": value},
             code="invalid_period",
+            extra={"fields": {"period": ["2000-01 … 2100-12"]}},
         )
     return date(year, int(match.group(2)), 1)
 
