@@ -249,5 +249,3 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 api.add_router("", markets_router)
 api.add_router("", vietqr_router)
-
-
