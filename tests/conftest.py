@@ -14,14 +14,14 @@ import pytest
 from django.test import Client
 from hypothesis import HealthCheck, settings
 
+from tests import factories
+
 # Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; the
 # properties are what we test, speed lives in benchmarks/.
 settings.register_profile(
     "market40", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
 )
 settings.load_profile("market40")
-
-from tests import factories
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

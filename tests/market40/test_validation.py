@@ -61,11 +61,16 @@ def test_a_negative_area_is_refused(market_a):
 
 def test_overlapping_leases_of_one_stall_are_refused(market_a):
     stall = factories.make_stall(market_a, "A1")
-    lease_create(stall=stall, holder=factories.make_holder(market_a), start_date=date(2026, 1, 1),
-                 end_date=date(2026, 6, 30))
+    lease_create(
+        stall=stall,
+        holder=factories.make_holder(market_a),
+        start_date=date(2026, 1, 1),
+        end_date=date(2026, 6, 30),
+    )
     with pytest.raises(InvalidInput) as error:
-        lease_create(stall=stall, holder=factories.make_holder(market_a),
-                     start_date=date(2026, 6, 1))
+        lease_create(
+            stall=stall, holder=factories.make_holder(market_a), start_date=date(2026, 6, 1)
+        )
     assert "trùng thời gian" in error.value.message
     assert Lease.objects.count() == 1
     lease_create(stall=stall, holder=factories.make_holder(market_a), start_date=date(2026, 7, 1))
@@ -74,8 +79,14 @@ def test_overlapping_leases_of_one_stall_are_refused(market_a):
 
 def test_an_overlapping_tariff_validity_is_refused(market_a, tariffs_a):
     clash = Tariff(
-        market=market_a, fee_kind="sanitation", basis="per_stall_month", name="Vệ sinh mới",
-        unit="tháng", unit_price_vnd=25_000, vat_rate="10%", valid_from=date(2026, 6, 1),
+        market=market_a,
+        fee_kind="sanitation",
+        basis="per_stall_month",
+        name="Vệ sinh mới",
+        unit="tháng",
+        unit_price_vnd=25_000,
+        vat_rate="10%",
+        valid_from=date(2026, 6, 1),
     )
     with pytest.raises(InvalidInput) as error:
         save_validated(clash)
@@ -85,8 +96,14 @@ def test_an_overlapping_tariff_validity_is_refused(market_a, tariffs_a):
 
 def test_an_unknown_vat_rate_is_refused(market_a):
     tariff = Tariff(
-        market=market_a, fee_kind="rent", basis="per_m2_month", name="Thuê", unit="m²",
-        unit_price_vnd=1000, vat_rate="7%", valid_from=date(2026, 1, 1),
+        market=market_a,
+        fee_kind="rent",
+        basis="per_m2_month",
+        name="Thuê",
+        unit="m²",
+        unit_price_vnd=1000,
+        vat_rate="7%",
+        valid_from=date(2026, 1, 1),
     )
     with pytest.raises(InvalidInput) as error:
         save_validated(tariff)
