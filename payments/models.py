@@ -216,9 +216,13 @@ class Allocation(models.Model):
     class Kind(models.TextChoices):
         DEMAND = "demand", _("Trả phiếu báo phí")
         CREDIT = "credit", _("Tiền thừa (ghi có cho tiểu thương)")
+        REFUND = "refund", _("Hoàn trả tiền thừa")
+        WRITEOFF = "writeoff", _("Xóa nợ chênh lệch nhỏ / phí ngân hàng")
 
+    # Null only for write-offs, which settle a demand without money from a transfer.
     transaction = models.ForeignKey(
-        BankTransaction, on_delete=models.PROTECT, related_name="allocations"
+        BankTransaction, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="allocations",
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     demand = models.ForeignKey(
@@ -244,8 +248,10 @@ class Allocation(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="demand") & Q(demand__isnull=False))
-                | (Q(kind="credit") & Q(holder__isnull=False)),
+                condition=(Q(kind="demand") & Q(demand__isnull=False) & Q(transaction__isnull=False))
+                | (Q(kind__in=["credit", "refund"]) & Q(holder__isnull=False)
+                   & Q(transaction__isnull=False))
+                | (Q(kind="writeoff") & Q(demand__isnull=False) & Q(transaction__isnull=True)),
                 name="allocation_target_matches_kind",
             ),
             models.CheckConstraint(condition=~Q(amount_vnd=0), name="allocation_not_zero"),
@@ -253,3 +259,47 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount_vnd} ({self.rule})"
+
+
+class AuditEntry(models.Model):
+    """Who did what to the matching ledger, when, why, and the state before and after."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="audit_entries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True)
+    action = models.CharField(_("thao tác"), max_length=30)
+    transaction = models.ForeignKey(
+        BankTransaction, on_delete=models.PROTECT, null=True, blank=True, related_name="audit"
+    )
+    demand = models.ForeignKey(
+        FeeDemand, on_delete=models.PROTECT, null=True, blank=True, related_name="audit"
+    )
+    note = models.TextField(_("ghi chú"))
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("nhật ký đối soát")
+        verbose_name_plural = _("nhật ký đối soát")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%d/%m/%Y %H:%M} {self.user} {self.action}"
+
+
+class KnownCounterAccount(models.Model):
+    """A payer account seen on a transfer matched to a holder's demand: later unmatched
+    transfers from it rank that holder's demands first among the suggestions."""
+
+    holder = models.ForeignKey(StallHolder, on_delete=models.CASCADE, related_name="accounts_seen")
+    account = models.CharField(max_length=40)
+    seen = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "account"], name="counter_account_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} → {self.holder}"

@@ -3,7 +3,7 @@
 from django.dispatch import receiver
 
 from market40.models import Market
-from market40.signals import demo_seeded
+from market40.signals import demands_billed, demo_seeded
 from payments.models import Provider
 
 
@@ -24,3 +24,11 @@ def create_demo_connections(sender, market, **kwargs) -> list[str]:
             f"  secret: {secret}"
         )
     return lines
+
+
+@receiver(demands_billed)
+def apply_holder_credits(sender, run, **kwargs) -> None:
+    """Surplus a holder paid earlier is used on their new demands (issue: credits)."""
+    from payments.ledger import apply_credits
+
+    apply_credits(demand_ids=list(run.demands.values_list("id", flat=True)))

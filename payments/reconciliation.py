@@ -106,10 +106,11 @@ def find_targets(tx: BankTransaction) -> tuple[list[FeeDemand], str]:
 def refresh_demand(demand_id: int) -> FeeDemand:
     """Recompute a (locked) demand's paid amount and status from its allocation rows."""
     demand = FeeDemand.objects.get(pk=demand_id)
+    # Write-offs settle a demand too (a bank fee, a small difference), so they count.
     paid = (
-        Allocation.objects.filter(demand_id=demand_id, kind=Allocation.Kind.DEMAND).aggregate(
-            s=Sum("amount_vnd")
-        )["s"]
+        Allocation.objects.filter(
+            demand_id=demand_id, kind__in=[Allocation.Kind.DEMAND, Allocation.Kind.WRITEOFF]
+        ).aggregate(s=Sum("amount_vnd"))["s"]
         or 0
     )
     was_paid = demand.status in (FeeDemand.Status.PAID, FeeDemand.Status.OVERPAID)
@@ -134,7 +135,10 @@ def refresh_transaction(tx: BankTransaction) -> None:
     sums = dict(
         Allocation.objects.filter(transaction=tx).values_list("kind").annotate(s=Sum("amount_vnd"))
     )
-    tx.allocated_vnd = sums.get(Allocation.Kind.DEMAND, 0) or 0
+    # Refunded surplus left the board's account: it counts as allocated money.
+    tx.allocated_vnd = (sums.get(Allocation.Kind.DEMAND) or 0) + (
+        sums.get(Allocation.Kind.REFUND) or 0
+    )
     tx.credit_vnd = sums.get(Allocation.Kind.CREDIT, 0) or 0
     if tx.status != BankTransaction.Status.IGNORED:
         used = tx.allocated_vnd + tx.credit_vnd
@@ -219,4 +223,19 @@ def reconcile(transaction_id: int) -> Outcome:
             refresh_demand(demand_id)
         tx.unmatched_reason = ""
         refresh_transaction(tx)
+        remember_counter_account(tx, locked[targets[0].pk].holder_id)
         return Outcome(tx.pk, tx.status, tx.allocated_vnd, tx.credit_vnd)
+
+
+def remember_counter_account(tx: BankTransaction, holder_id: int) -> None:
+    if not tx.counter_account:
+        return
+    from django.db.models import F
+
+    from payments.models import KnownCounterAccount
+
+    updated = KnownCounterAccount.objects.filter(
+        holder_id=holder_id, account=tx.counter_account
+    ).update(seen=F("seen") + 1, last_seen_at=timezone.now())
+    if not updated:
+        KnownCounterAccount.objects.get_or_create(holder_id=holder_id, account=tx.counter_account)
