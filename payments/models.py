@@ -221,7 +221,10 @@ class Allocation(models.Model):
 
     # Null only for write-offs, which settle a demand without money from a transfer.
     transaction = models.ForeignKey(
-        BankTransaction, on_delete=models.PROTECT, null=True, blank=True,
+        BankTransaction,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="allocations",
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -248,9 +251,14 @@ class Allocation(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="demand") & Q(demand__isnull=False) & Q(transaction__isnull=False))
-                | (Q(kind__in=["credit", "refund"]) & Q(holder__isnull=False)
-                   & Q(transaction__isnull=False))
+                condition=(
+                    Q(kind="demand") & Q(demand__isnull=False) & Q(transaction__isnull=False)
+                )
+                | (
+                    Q(kind__in=["credit", "refund"])
+                    & Q(holder__isnull=False)
+                    & Q(transaction__isnull=False)
+                )
                 | (Q(kind="writeoff") & Q(demand__isnull=False) & Q(transaction__isnull=True)),
                 name="allocation_target_matches_kind",
             ),
