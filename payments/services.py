@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,8 +29,27 @@ from payments.providers import PROVIDERS, Transfer, WebhookRejected
 
 log = logging.getLogger(__name__)
 
-# Headers kept on the stored event: what a provider sends, never our own cookies.
+# Headers kept on the stored event: what a provider sends, never our own cookies; a
+# header that *is* the shared secret (SePay API key, Casso v1 token) is kept only as a
+# fingerprint, so the stored delivery never discloses the secret.
 DROP_HEADERS = {"cookie", "x-csrftoken"}
+REDACT_HEADERS = {"authorization", "secure-token"}
+
+
+def _stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    import hashlib
+
+    kept = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in DROP_HEADERS:
+            continue
+        if lower in REDACT_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+            value = f"{scheme} ***{digest}".strip()
+        kept[name] = value
+    return kept
 
 
 @dataclass(frozen=True)
@@ -93,9 +113,22 @@ def webhook_receive(
     event = WebhookEvent.objects.create(
         connection=connection,
         remote_addr=remote_addr[:64],
-        headers={k: v for k, v in headers.items() if k.lower() not in DROP_HEADERS},
+        headers=_stored_headers(headers),
         body=body,
     )
+    try:
+        return _verify_and_store(connection, module, event, body, headers)
+    except Exception:
+        # Our bug, not the sender's: answer 5xx (the provider retries) and keep the
+        # error on the stored delivery so it can be replayed.
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            http_status=500, processing_error=traceback.format_exc()[-4000:]
+        )
+        raise
+
+
+def _verify_and_store(connection, module, event, body, headers) -> Delivery:
+    provider = connection.provider
     now = timezone.now()
     try:
         verified = module.verify(
@@ -214,7 +247,8 @@ def store_transfers(
         except IntegrityError:
             continue
         created.append(tx)
-        check_running_balance(connection, tx)
+        if not tx.is_test:  # a provider's test call carries a made-up balance
+            check_running_balance(connection, tx)
     return created
 
 
@@ -224,10 +258,21 @@ def check_running_balance(connection: BankConnection, tx: BankTransaction) -> No
         return
     with transaction.atomic():
         conn = BankConnection.objects.select_for_update().get(pk=connection.pk)
-        if conn.last_balance_at is not None and tx.bank_time < conn.last_balance_at:
-            return  # a late, out-of-order delivery: the chain is checked on newer ones
+        signed = tx.amount_vnd if tx.direction == "in" else -tx.amount_vnd
+        late = conn.last_balance_at is not None and (
+            tx.bank_time < conn.last_balance_at
+            # Bank times have whole seconds: a same-second transfer that does not chain
+            # on the last balance is an earlier one delivered late, not a gap.
+            or (
+                tx.bank_time == conn.last_balance_at
+                and conn.last_balance_vnd is not None
+                and conn.last_balance_vnd + signed != tx.running_balance_vnd
+            )
+        )
+        if late:
+            _late_delivery_fills_gap(conn, tx, signed)
+            return
         if conn.last_balance_vnd is not None:
-            signed = tx.amount_vnd if tx.direction == "in" else -tx.amount_vnd
             expected = conn.last_balance_vnd + signed
             if expected != tx.running_balance_vnd:
                 conn.balance_gaps += 1
@@ -242,13 +287,55 @@ def check_running_balance(connection: BankConnection, tx: BankTransaction) -> No
         )
 
 
+def _late_delivery_fills_gap(conn: BankConnection, tx: BankTransaction, signed: int) -> None:
+    """A late transfer that sits exactly between two balances that did not chain was
+    the missing one: the gap it explains is taken back."""
+    if not conn.balance_gaps:
+        return
+    earlier = (
+        BankTransaction.objects.filter(
+            connection=conn,
+            running_balance_vnd__isnull=False,
+            bank_time__lte=tx.bank_time,
+            is_test=False,
+        )
+        .exclude(pk=tx.pk)
+        .order_by("-bank_time", "-pk")
+        .first()
+    )
+    later = (
+        BankTransaction.objects.filter(
+            connection=conn,
+            running_balance_vnd__isnull=False,
+            bank_time__gte=tx.bank_time,
+            is_test=False,
+        )
+        .exclude(pk=tx.pk)
+        .order_by("bank_time", "pk")
+        .first()
+    )
+    if earlier is None or later is None:
+        return
+    later_signed = later.amount_vnd if later.direction == "in" else -later.amount_vnd
+    chained_before = earlier.running_balance_vnd + later_signed == later.running_balance_vnd
+    chains_now = (
+        earlier.running_balance_vnd + signed == tx.running_balance_vnd
+        and tx.running_balance_vnd + later_signed == later.running_balance_vnd
+    )
+    if chains_now and not chained_before:
+        conn.balance_gaps -= 1
+        if conn.balance_gaps == 0:
+            conn.last_gap_note = ""
+        conn.save(update_fields=["balance_gaps", "last_gap_note"])
+
+
 def event_process(event_id: int) -> int:
     """Reconcile the transactions of an authentic event; idempotent. Records any error
     on the event instead of losing it. Returns how many transactions it reconciled."""
     from payments.reconciliation import reconcile
 
     event = WebhookEvent.objects.get(pk=event_id)
-    WebhookEvent.objects.filter(pk=event_id).update(attempts=event.attempts + 1)
+    WebhookEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1)
     try:
         ids = list(
             event.transactions.filter(reconciled_at__isnull=True).values_list("id", flat=True)

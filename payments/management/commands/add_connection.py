@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("market_code")
-        parser.add_argument("provider", choices=Provider.values)
+        parser.add_argument("provider", help=", ".join(Provider.values))
         parser.add_argument(
             "--secret", help="Khóa bí mật do nhà cung cấp cấp; bỏ trống để tự sinh."
         )

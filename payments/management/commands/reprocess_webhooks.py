@@ -24,7 +24,11 @@ class Command(BaseCommand):
         if ids:
             events = events.filter(pk__in=ids)
         elif not failed:
-            events = events.filter(processed_at__isnull=True) | events.exclude(processing_error="")
+            # Never processed (accepted, new transfers) or failed; duplicates carry no
+            # new transfer and need nothing.
+            events = events.filter(
+                outcome=WebhookEvent.Outcome.ACCEPTED, processed_at__isnull=True
+            ) | events.exclude(processing_error="")
         events = list(events.order_by("pk"))
         bar = ProgressBar("Xử lý lại webhook", stream=self.stderr)
         done = errors = reconciled = 0

@@ -1,0 +1,236 @@
+"""Store first, then trust: every delivery that reaches a connection is kept verbatim,
+and a failure while processing it never loses it (STYLE.md habit 4, webhooks.md §2)."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from market40.models import FeeDemand
+from payments import reconciliation
+from payments.models import Allocation, BankTransaction, WebhookEvent
+from payments.providers import simulator
+from tests.payments.helpers import (
+    CREDENTIAL_HEADERS,
+    REMOTE_ADDR,
+    assert_ledger_consistent,
+    build,
+    connect,
+    deliver,
+    header,
+    last_event,
+    make_transfer,
+    post,
+)
+
+CONNECTIONS = [
+    pytest.param("sepay", {"mode": "hmac"}, id="sepay-hmac"),
+    pytest.param("sepay", {"mode": "apikey"}, id="sepay-apikey"),
+    pytest.param("casso", {"version": "v2"}, id="casso-v2"),
+    pytest.param("casso", {"version": "v1"}, id="casso-v1"),
+    pytest.param("payos", {}, id="payos"),
+    pytest.param("simulator", {}, id="simulator"),
+]
+
+
+@pytest.mark.parametrize("wrong_key", [False, True], ids=["accepted", "rejected"])
+@pytest.mark.parametrize(("provider", "options"), CONNECTIONS)
+def test_the_stored_event_keeps_the_delivery_verbatim(
+    client, market_a, provider, options, wrong_key
+):
+    connection = connect(market_a, provider, **options)
+    transfer = make_transfer(connection, 4, content="Nguyễn Thị Lan đóng phí SAP A12 “T05”")
+    body, headers = build(connection, [transfer], wrong_key=wrong_key)
+    before = timezone.now()
+
+    response = post(client, connection, body, {**headers, "Cookie": "sessionid=not-kept"})
+
+    after = timezone.now()
+    assert response.status_code == (401 if wrong_key else 200)
+    event = WebhookEvent.objects.get()
+    assert event.connection == connection
+    assert bytes(event.body) == body
+    assert event.remote_addr == REMOTE_ADDR
+    assert before <= event.received_at <= after
+    for name, value in headers.items():
+        if name.lower() not in CREDENTIAL_HEADERS:
+            assert header(event, name) == value, name
+    assert header(event, "Cookie") is None
+    assert event.outcome == ("rejected" if wrong_key else "accepted")
+    assert event.http_status == response.status_code
+    assert BankTransaction.objects.count() == (0 if wrong_key else 1)
+
+
+def test_a_malformed_delivery_is_kept_byte_for_byte(client, market_a):
+    connection = connect(market_a, "simulator")
+    raw = b'{"version":1,"transfers":[{"amount_vnd":\xff\xfe 173000'
+    headers = simulator.sign(raw, connection.secret, now=timezone.now())
+
+    response = post(client, connection, raw, headers)
+
+    assert response.status_code == 400
+    event = last_event()
+    assert bytes(event.body) == raw
+    assert event.outcome == WebhookEvent.Outcome.MALFORMED
+
+
+def deliver_payment(client, connection, demand, number: int = 1):
+    """A real signed delivery paying ``demand`` in full."""
+    transfer = make_transfer(
+        connection, number, amount_vnd=demand.total_vnd, content=f"{demand.payment_code} T05"
+    )
+    return deliver(client, connection, [transfer])
+
+
+def _broken_reconcile(transaction_id: int):
+    raise RuntimeError("đối soát hỏng (mô phỏng lỗi)")
+
+
+def test_a_processing_failure_is_answered_200_and_kept_on_the_event(
+    client, billed_a, market_a, monkeypatch
+):
+    connection = connect(market_a, "simulator")
+    demand = FeeDemand.objects.order_by("pk").first()
+    monkeypatch.setattr(reconciliation, "reconcile", _broken_reconcile)
+
+    response = deliver_payment(client, connection, demand)
+
+    assert response.status_code == 200
+    event = last_event()
+    assert event.outcome == WebhookEvent.Outcome.ACCEPTED
+    assert "RuntimeError" in event.processing_error
+    assert "đối soát hỏng" in event.processing_error
+    assert event.processed_at is None
+    assert event.attempts == 1
+    tx = BankTransaction.objects.get()
+    assert (tx.status, tx.reconciled_at) == (BankTransaction.Status.UNMATCHED, None)
+    assert Allocation.objects.count() == 0
+    demand.refresh_from_db()
+    assert demand.status == FeeDemand.Status.OPEN
+
+
+def test_reprocess_failed_reconciles_a_failed_event_once(client, billed_a, market_a, monkeypatch):
+    connection = connect(market_a, "simulator")
+    demand = FeeDemand.objects.order_by("pk").first()
+    monkeypatch.setattr(reconciliation, "reconcile", _broken_reconcile)
+    deliver_payment(client, connection, demand)
+    monkeypatch.undo()
+    event = last_event()
+
+    out = StringIO()
+    call_command("reprocess_webhooks", "--failed", stdout=out, stderr=StringIO())
+
+    assert "1 giao dịch được đối soát" in out.getvalue()
+    event.refresh_from_db()
+    assert event.processing_error == ""
+    assert event.processed_at is not None
+    tx = BankTransaction.objects.get()
+    assert tx.status == BankTransaction.Status.MATCHED
+    demand.refresh_from_db()
+    assert (demand.status, demand.paid_vnd) == (FeeDemand.Status.PAID, demand.total_vnd)
+    allocations = Allocation.objects.count()
+    assert allocations == 1
+
+    # Idempotent: running it again, with either selection, changes nothing.
+    call_command("reprocess_webhooks", "--failed", stdout=StringIO(), stderr=StringIO())
+    call_command("reprocess_webhooks", "--ids", str(event.pk), stdout=StringIO(), stderr=StringIO())
+    call_command("reprocess_webhooks", "--ids", str(event.pk), stdout=StringIO(), stderr=StringIO())
+
+    assert Allocation.objects.count() == allocations
+    assert BankTransaction.objects.count() == 1
+    demand.refresh_from_db()
+    assert demand.paid_vnd == demand.total_vnd
+    assert_ledger_consistent()
+
+
+def test_a_replay_that_fails_again_keeps_the_error_and_exits_non_zero(
+    client, billed_a, market_a, monkeypatch
+):
+    connection = connect(market_a, "simulator")
+    demand = FeeDemand.objects.order_by("pk").first()
+    monkeypatch.setattr(reconciliation, "reconcile", _broken_reconcile)
+    deliver_payment(client, connection, demand)
+
+    err = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("reprocess_webhooks", "--failed", stdout=StringIO(), stderr=err)
+
+    assert exit_info.value.code == 1
+    assert "RuntimeError" in err.getvalue()
+    event = last_event()
+    assert "RuntimeError" in event.processing_error
+    assert event.attempts == 2
+    assert BankTransaction.objects.count() == 1
+
+
+def test_a_failure_halfway_through_a_batch_is_finished_by_the_replay_without_doubles(
+    client, billed_a, market_a, monkeypatch
+):
+    connection = connect(market_a, "casso", version="v1")
+    demands = list(FeeDemand.objects.order_by("pk"))
+    transfers = [
+        make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
+        for n, d in enumerate(demands, 1)
+    ]
+    real_reconcile = reconciliation.reconcile
+    calls = []
+
+    def fails_on_the_second(transaction_id):
+        calls.append(transaction_id)
+        if len(calls) == 2:
+            raise RuntimeError("lỗi giữa chừng")
+        return real_reconcile(transaction_id)
+
+    monkeypatch.setattr(reconciliation, "reconcile", fails_on_the_second)
+
+    assert deliver(client, connection, transfers).status_code == 200
+    assert BankTransaction.objects.filter(reconciled_at__isnull=False).count() == 1
+    monkeypatch.undo()
+
+    call_command("reprocess_webhooks", "--failed", stdout=StringIO(), stderr=StringIO())
+
+    assert BankTransaction.objects.filter(status="matched").count() == 3
+    assert Allocation.objects.count() == 3
+    assert set(FeeDemand.objects.values_list("status", flat=True)) == {FeeDemand.Status.PAID}
+    assert_ledger_consistent()
+
+
+def test_a_redelivery_of_a_failed_transfer_is_a_duplicate_and_the_replay_still_settles_it(
+    client, billed_a, market_a, monkeypatch
+):
+    connection = connect(market_a, "sepay", mode="hmac")
+    demand = FeeDemand.objects.order_by("pk").first()
+    monkeypatch.setattr(reconciliation, "reconcile", _broken_reconcile)
+    deliver_payment(client, connection, demand)
+    monkeypatch.undo()
+
+    again = deliver_payment(client, connection, demand)
+    assert again.status_code == 200
+    assert last_event().outcome == WebhookEvent.Outcome.DUPLICATE
+    call_command("reprocess_webhooks", stdout=StringIO(), stderr=StringIO())
+
+    demand.refresh_from_db()
+    assert demand.status == FeeDemand.Status.PAID
+    assert Allocation.objects.count() == 1
+    assert_ledger_consistent()
+
+
+def test_our_own_failure_while_verifying_is_answered_500_and_written_on_the_event(
+    market_a, settings
+):
+    connection = connect(market_a, "simulator")
+    body, headers = build(connection, [make_transfer(connection, 1)])
+    settings.CONNECTION_SECRETS_KEY = "a-rotated-key-the-stored-secret-was-not-made-with"
+    client = Client(raise_request_exception=False)
+
+    response = post(client, connection, body, headers)
+
+    assert response.status_code == 500
+    event = WebhookEvent.objects.get()  # stored first, whatever happened next
+    assert bytes(event.body) == body
+    assert event.http_status == 500
+    assert "InvalidToken" in event.processing_error
