@@ -115,3 +115,40 @@ def decode_for_display(payload: str) -> dict:
     fields["amount_vnd"] = decoded.amount_vnd
     fields["purpose"] = decoded.purpose
     return fields
+
+
+def share(demand: FeeDemand) -> dict:
+    """What a manager needs to send a demand's pay link: the link, the QR image, and a
+    short Vietnamese text ready for SMS or Zalo."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+    from django.urls import reverse
+
+    from market40.formatting import vnd
+
+    pay_url = settings.PUBLIC_BASE_URL + reverse("pay-page", kwargs={"token": demand.pay_token})
+    text = (
+        f"{demand.market.name}: phí sạp {demand.stall.code} kỳ {demand.period:%m/%Y} "
+        f"còn {vnd(demand.outstanding_vnd)}, hạn {demand.due_date:%d/%m/%Y}. "
+        f"Thanh toán: {pay_url} (nội dung CK: {demand.payment_code})"
+    )
+    context = {
+        "pay_url": pay_url,
+        "text": text,
+        "qr_png": None,
+        "error": None,
+        "sms_href": f"sms:{demand.holder.phone}?&body={quote(text)}",
+    }
+    try:
+        payload = demand_payload(demand)
+    except DomainError as error:
+        context["error"] = error.message
+    else:
+        if payload:
+            version = payload_version(payload)
+            context["qr_png"] = (
+                reverse("pay-qr", kwargs={"token": demand.pay_token, "fmt": "png"})
+                + f"?v={version}"
+            )
+    return context

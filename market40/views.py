@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from market40 import services
+from market40 import services, vietqr_service
 from market40.errors import DomainError, Forbidden
 from market40.models import BillingRun, FeeDemand, Lease, Market, Membership, Stall
 from market40.templatetags.market40_tags import period as period_label
@@ -323,5 +323,5 @@ def demand_detail(request: HttpRequest, market: Market, demand_id: int) -> HttpR
         request,
         market,
         "market40/demand_detail.html",
-        {"demand": demand, "lines": demand.lines.all()},
+        {"demand": demand, "lines": demand.lines.all(), "share": vietqr_service.share(demand)},
     )
