@@ -177,6 +177,81 @@ def bench_images(payload: str, count: int) -> list[Row]:
     ]
 
 
+def bench_served(stalls: int, requests: int) -> list[Row]:
+    """Through the real views (Django test client, SQLite in a temp folder): a QR image
+    uncached and cached, a revalidation, and the placard sheet for ``stalls`` stalls."""
+    from _setup import setup_django
+
+    setup_django(None, "vietqr")
+    from datetime import date
+
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.test import Client
+
+    from market40.demo import seed_demo
+    from market40.models import FeeDemand
+    from market40.services import billing_run_create
+
+    market = seed_demo(code="BENCHQR", stalls=stalls, today=date(2026, 5, 20)).market
+    billing_run_create(market=market, period=date(2026, 5, 1))
+    client = Client()
+    tokens = list(FeeDemand.objects.values_list("pay_token", flat=True)[:requests])
+
+    def timed(urls: list[str], **headers: str) -> float:
+        start = time.perf_counter()
+        for url in urls:
+            response = client.get(url, **headers)
+            assert response.status_code in (200, 304), response.status_code
+        return (time.perf_counter() - start) / len(urls) * 1000
+
+    urls = [f"/pay/{t}/qr.png" for t in tokens]
+    cache.clear()
+    uncached = timed(urls)
+    cached = timed(urls)
+    etag = client.get(urls[0])["ETag"]
+    revalidate = timed([urls[0]] * len(urls), HTTP_IF_NONE_MATCH=etag)
+
+    from market40.vietqr_service import demand_payload, render_cached
+
+    payload = demand_payload(FeeDemand.objects.get(pay_token=tokens[0]))
+    render_cached(payload, "png")
+    start = time.perf_counter()
+    for _ in range(10_000):
+        render_cached(payload, "png")
+    cache_hit_ms = (time.perf_counter() - start) / 10_000 * 1000
+
+    client.force_login(get_user_model().objects.get(username="quanly"))
+    cache.clear()
+    start = time.perf_counter()
+    html = client.get(f"/manage/{market.code}/placards/")
+    html_s = time.perf_counter() - start
+    start = time.perf_counter()
+    pdf = client.get(f"/manage/{market.code}/placards.pdf")
+    pdf_s = time.perf_counter() - start
+    assert html.status_code == pdf.status_code == 200
+    return [
+        (
+            "render_cached hit (Django cache)",
+            f"{cache_hit_ms:.3f} ms",
+            ("OK" if cache_hit_ms <= 1 else "MISS") + " target ≤ 1 ms",
+        ),
+        ("PNG via the view, uncached", f"{uncached:.2f} ms", "render + cache store + HTTP"),
+        ("PNG via the view, cached", f"{cached:.2f} ms", "renders nothing"),
+        ("PNG revalidation (304)", f"{revalidate:.2f} ms", "If-None-Match"),
+        (
+            f"placard sheet HTML, {stalls} stalls",
+            f"{html_s:.2f} s",
+            ("OK" if html_s <= 15 else "MISS") + " target ≤ 15 s, renders every QR",
+        ),
+        (
+            f"placard sheet PDF, {stalls} stalls",
+            f"{pdf_s:.2f} s",
+            ("OK" if pdf_s <= 15 else "MISS") + f" target ≤ 15 s, {len(pdf.content) / 1e6:.1f} MB",
+        ),
+    ]
+
+
 def _below(value: float, limit: float, fastest: float) -> str:
     return ("OK" if value < limit else "MISS") + f" < {limit:g} ms (min {fastest:.2f} ms)"
 
@@ -203,6 +278,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per codec measure")
     parser.add_argument("--images", type=int, default=200, help="renders per image measure")
+    parser.add_argument("--stalls", type=int, default=500, help="placard sheet size")
+    parser.add_argument("--no-django", action="store_true", help="pure codec and images only")
     args = parser.parse_args()
 
     pinned = pin_to_one_core()
@@ -215,6 +292,8 @@ def main() -> None:
         bin="970436", account="0011004567890", amount_vnd=1_250_000, purpose="CHO12345674 PHI T05"
     )
     print_table("QR images (qrcode, ECC M)", bench_images(image_payload, args.images))
+    if not args.no_django:
+        print_table("Served by the views", bench_served(args.stalls, min(args.images, 200)))
 
 
 if __name__ == "__main__":
