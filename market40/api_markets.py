@@ -27,6 +27,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 
 from market40 import services
 from market40.errors import Conflict, Forbidden, InvalidInput, NotFound
+from market40.formatting import group_thousands
 from market40.models import (
     BillingRun,
     DemandLine,
@@ -499,18 +500,13 @@ def reading_update(request: HttpRequest, reading_id: int, payload: ReadingPatch)
 RUN_NOT_FOUND = gettext_noop("Không tìm thấy đợt lập phí #%(id)s.")
 
 
-def format_vnd(amount: int) -> str:
-    """2265000 → "2.265.000" (Vietnamese thousands separator)."""
-    return f"{amount:,}".replace(",", ".")
-
-
 def billing_message(result: services.BillingResult) -> str:
     period = f"{result.period:%m/%Y}"
     notes = []
     if result.created:
         head = _("Đã lập %(n)s phiếu báo phí, tổng %(total)s đ") % {
             "n": result.created,
-            "total": format_vnd(result.total_vnd),
+            "total": group_thousands(result.total_vnd),
         }
         if result.already_billed:
             notes.append(

@@ -1,4 +1,4 @@
-"""Vietnamese number formatting: 1234567 → "1.234.567 đ"."""
+"""Vietnamese number formatting: 1234567 → "1.234.567 đ" (dots group thousands)."""
 
 
 def group_thousands(value: int) -> str:

@@ -8,6 +8,8 @@ from decimal import Decimal
 from django import template
 from django.utils.formats import number_format
 
+from market40 import formatting
+
 register = template.Library()
 
 
@@ -21,8 +23,7 @@ def vnd(value: object) -> str:
         amount = int(value)
     except (TypeError, ValueError):
         return str(value)
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{abs(amount):,} đ".replace(",", ".")
+    return formatting.vnd(amount)
 
 
 @register.filter
