@@ -249,3 +249,11 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 api.add_router("", markets_router)
 api.add_router("", vietqr_router)
+
+
+
+from payments.api import router as payments_router  # noqa: E402 (mounted after the handlers)
+
+api.add_router("", payments_router)
+
+

@@ -2,8 +2,9 @@
 
 Rules, in order (each documented where it is applied):
 
-1. **Find codes.** Payment codes are searched in the provider's extracted code, then the
-   transfer content, then the bank's full description, with
+1. **Find codes.** Payment codes are searched in the transfer content, then the
+   provider's extracted code (which holds only the first code), then the bank's full
+   description, with
    ``market40.paymentcode.find_codes`` (case, diacritics, inserted separators, prefixes
    and suffixes, glued words; check digit validated so a near-miss never matches; never
    a bare number).
@@ -48,8 +49,10 @@ class Outcome:
 
 
 def _texts(tx: BankTransaction) -> Iterable[str]:
-    yield tx.provider_code
+    # The payer's note first: a provider's extracted code (SePay's ``code``) holds only
+    # the first code its pattern found, so it is the fallback when the note has none.
     yield tx.content
+    yield tx.provider_code
     yield tx.description
 
 
@@ -162,7 +165,9 @@ def reconcile(transaction_id: int) -> Outcome:
     """Match one transaction automatically; a second call changes nothing."""
     with transaction.atomic():
         tx = (
-            BankTransaction.objects.select_for_update()
+            # of=self: lock the transaction row only, not its connection, so transfers of
+            # one connection are reconciled side by side (demands are locked below).
+            BankTransaction.objects.select_for_update(of=("self",))
             .select_related("connection")
             .get(pk=transaction_id)
         )
