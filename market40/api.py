@@ -251,9 +251,7 @@ api.add_router("", markets_router)
 api.add_router("", vietqr_router)
 
 
-
-from payments.api import router as payments_router  # noqa: E402 (mounted after the handlers)
+# Every app's Router, mounted after the handlers above so that they apply to all.
+from payments.api import router as payments_router  # noqa: E402
 
 api.add_router("", payments_router)
-
-
