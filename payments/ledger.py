@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from market40.errors import Conflict, InvalidInput
@@ -159,6 +160,8 @@ def manual_match(
         Allocation.objects.bulk_create(rows)
         after_demands = {pk: _demand_state(refresh_demand(pk)) for pk in sorted(demands)}
         tx.unmatched_reason = ""
+        # Matched by hand: automatic matching must never run on it afterwards.
+        tx.reconciled_at = tx.reconciled_at or timezone.now()
         refresh_transaction(tx)
         remember_counter_account(tx, demands[shares[0].demand_id].holder_id)
         AuditEntry.objects.create(

@@ -332,7 +332,7 @@ def _late_delivery_fills_gap(conn: BankConnection, tx: BankTransaction, signed: 
 def event_process(event_id: int) -> int:
     """Reconcile the transactions of an authentic event; idempotent. Records any error
     on the event instead of losing it. Returns how many transactions it reconciled."""
-    from payments.reconciliation import reconcile
+    from payments import reconciliation
 
     event = WebhookEvent.objects.get(pk=event_id)
     WebhookEvent.objects.filter(pk=event_id).update(attempts=F("attempts") + 1)
@@ -340,8 +340,10 @@ def event_process(event_id: int) -> int:
         ids = list(
             event.transactions.filter(reconciled_at__isnull=True).values_list("id", flat=True)
         )
-        for tx_id in ids:
-            reconcile(tx_id)
+        if len(ids) == 1:
+            reconciliation.reconcile(ids[0])
+        elif ids:
+            reconciliation.reconcile_many(ids)
     except Exception:
         log.exception("processing webhook event %s failed", event_id)
         WebhookEvent.objects.filter(pk=event_id).update(

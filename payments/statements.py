@@ -1449,19 +1449,22 @@ def _remember_balance(connection_id: str, lines: list[StatementLine]) -> None:
 
 
 def _reconcile_all(report: StatementReport, ids: list[int], progress: Progress | None) -> None:
-    # After the import committed: each reconcile is its own transaction (the same path
-    # as a webhook), so one failure leaves that transaction unreconciled, not the import
+    # After the import committed: matched in chunks, each its own transaction (the same
+    # rules as a webhook), so a failure leaves that chunk unreconciled, not the import
     # undone; re-running the import replays the matching of what is left.
-    from payments.reconciliation import reconcile
+    from payments.reconciliation import reconcile_many
 
     total = len(ids)
-    for done, tx_id in enumerate(ids, 1):
+    chunk = 1000
+    for start in range(0, total, chunk):
+        part = ids[start : start + chunk]
         try:
-            outcome = reconcile(tx_id)
+            outcomes = reconcile_many(part, chunk_size=chunk)
         except Exception:
-            log.exception("reconciling imported transaction %s failed", tx_id)
-            report.reconcile_failures += 1
+            log.exception("reconciling imported transactions %s… failed", part[0])
+            report.reconcile_failures += len(part)
         else:
-            report.reconciled[outcome.status] += 1
-        if progress and (done % 200 == 0 or done == total):
-            progress("reconcile", done, total)
+            for outcome in outcomes:
+                report.reconciled[outcome.status] += 1
+        if progress:
+            progress("reconcile", min(start + chunk, total), total)

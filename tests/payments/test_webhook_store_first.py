@@ -176,19 +176,17 @@ def test_a_failure_halfway_through_a_batch_is_finished_by_the_replay_without_dou
         make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
         for n, d in enumerate(demands, 1)
     ]
-    real_reconcile = reconciliation.reconcile
-    calls = []
 
-    def fails_on_the_second(transaction_id):
-        calls.append(transaction_id)
-        if len(calls) == 2:
-            raise RuntimeError("lỗi giữa chừng")
-        return real_reconcile(transaction_id)
+    # A batch is matched in one database transaction (reconcile_many): a failure in it
+    # leaves the whole batch unreconciled, never half of it.
+    def fails(transaction_ids, **kwargs):
+        raise RuntimeError("lỗi giữa chừng")
 
-    monkeypatch.setattr(reconciliation, "reconcile", fails_on_the_second)
+    monkeypatch.setattr(reconciliation, "reconcile_many", fails)
 
     assert deliver(client, connection, transfers).status_code == 200
-    assert BankTransaction.objects.filter(reconciled_at__isnull=False).count() == 1
+    assert BankTransaction.objects.count() == 3
+    assert BankTransaction.objects.filter(reconciled_at__isnull=False).count() == 0
     monkeypatch.undo()
 
     call_command("reprocess_webhooks", "--failed", stdout=StringIO(), stderr=StringIO())
