@@ -1,5 +1,12 @@
 """Reconciliation speed (issue 5): one function per section, run by ``main``.
 
+Section "reconcile": N open demands and N transactions of mixed kinds (exact, partial,
+over-payment with a split code, static stall code, no code, two codes) matched by
+``reconcile_many``, for N = 10,000 and 100,000, each in a fresh child process; prints
+seconds, transactions/s, peak RSS, invariant violations (must be 0) and the linearity
+ratio. Baseline in the same run: reading every content and finding its codes, the
+floor any matcher pays.
+
 Section "statement": statement import of 10,000 and 100,000 rows.
     A market is seeded and billed (one stall per 20 rows), and a Vietcombank-layout CSV
     is written: 10 % of the lines pay a demand with its code, 5 % are money out (fees),
@@ -195,6 +202,9 @@ def _statement_import(prepared: dict, skip_reconcile: bool) -> dict:
 
 
 def _child(args: argparse.Namespace) -> None:
+    if args.child == "reconcile":
+        print("RESULT " + json.dumps(_reconcile_child(args.rows[0], args.database_url)))
+        return
     if args.child == "statement-prepare":
         result = _statement_prepare(args.rows[0], args.database_url, Path(args.folder))
     else:
@@ -257,8 +267,129 @@ def bench_statement_import(args: argparse.Namespace) -> None:
         )
 
 
+# --- section: reconciliation of transactions ---------------------------------------------
+
+
+def _reconcile_child(rows: int, database_url: str | None) -> dict:
+    """N open demands and N transactions (mixed rules), then ``reconcile_many``."""
+    label = setup_django(database_url, f"rec{rows}")
+    from market40.demo import seed_demo
+    from market40.models import FeeDemand
+    from market40.paymentcode import find_codes
+    from market40.services import billing_run_create, code_scheme
+    from payments.models import Allocation, BankTransaction
+    from payments.reconciliation import reconcile_many
+    from payments.services import connection_create
+
+    rng = random.Random(rows)
+    market = seed_demo(code="RECBENCH", stalls=rows, today=date(2026, 5, 20)).market
+    billing_run_create(market=market, period=date(2026, 5, 1))
+    connection, _secret, _generated = connection_create(market=market, provider="simulator")
+    demands = list(
+        FeeDemand.objects.filter(market=market).values_list(
+            "payment_code", "total_vnd", "stall__payment_code"
+        )
+    )
+    txs = []
+    from payments.providers.base import VN_TZ
+
+    when = datetime(2026, 5, 10, 9, 0, tzinfo=VN_TZ)
+    for n in range(rows):
+        code, total, stall_code = demands[n % len(demands)]
+        pick = rng.random()
+        if pick < 0.6:
+            content, amount = f"MBVCB.{n}.{code} phi thang 5", total  # exact
+        elif pick < 0.7:
+            content, amount = f"{code} tra truoc", max(total // 2, 1)  # partial
+        elif pick < 0.8:
+            content, amount = f"{code[:5]} {code[5:]}", total + 50_000  # over, split code
+        elif pick < 0.85:
+            content, amount = f"nop tien sap {stall_code}", total  # static code
+        elif pick < 0.95:
+            content, amount = "chuyen tien cho ban quan ly", rng.randint(10_000, 900_000)
+        else:
+            other = demands[(n + 1) % len(demands)][0]
+            content, amount = f"{code} va {other}", total + 10_000  # two codes
+        txs.append(
+            BankTransaction(
+                connection=connection,
+                provider_transaction_id=f"R{n}",
+                direction="in",
+                amount_vnd=amount,
+                content=content,
+                bank_time=when + timedelta(seconds=n),
+            )
+        )
+    BankTransaction.objects.bulk_create(txs, batch_size=5000)
+    ids = list(BankTransaction.objects.filter(connection=connection).values_list("id", flat=True))
+
+    started = time.perf_counter()
+    contents = BankTransaction.objects.filter(connection=connection).values_list(
+        "content", flat=True
+    )
+    scheme = code_scheme()
+    found = sum(len(find_codes(c, scheme).codes) for c in contents.iterator(chunk_size=5000))
+    floor_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    outcomes = reconcile_many(ids)
+    total_s = time.perf_counter() - started
+    statuses: dict[str, int] = {}
+    for outcome in outcomes:
+        statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+    bad = sum(
+        1
+        for tx in BankTransaction.objects.filter(connection=connection).only(
+            "amount_vnd", "allocated_vnd", "credit_vnd", "status"
+        )
+        if tx.allocated_vnd + tx.credit_vnd > tx.amount_vnd
+    )
+    return {
+        "label": label,
+        "transactions": len(ids),
+        "allocations": Allocation.objects.count(),
+        "codes_found": found,
+        "statuses": statuses,
+        "invariant_violations": bad,
+        "floor_s": floor_s,
+        "total_s": total_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench_reconcile(args: argparse.Namespace) -> None:
+    results = {}
+    for rows in args.rows:
+        extra = ["--database-url", args.database_url] if args.database_url else []
+        result = _spawn("--child", "reconcile", "--rows", str(rows), *extra)
+        results[rows] = result
+        print(
+            f"\nReconciliation, {rows:,} open demands and {rows:,} transactions ({result['label']})"
+        )
+        print(
+            f"  reconcile_many {result['total_s']:.2f} s = {rows / result['total_s']:,.0f} tx/s · "
+            f"allocations {result['allocations']:,} · {result['statuses']}"
+        )
+        print(
+            f"  peak RSS {result['peak_rss_mb']:.0f} MB (includes seeding) · invariant "
+            f"violations {result['invariant_violations']} · target ≤ 60 s, ≤ 300 MB"
+        )
+        print(
+            f"  baseline (read every content + find codes) {result['floor_s']:.2f} s · "
+            f"ratio {result['total_s'] / result['floor_s']:.1f}×"
+        )
+    if len(results) >= 2:
+        small, large = sorted(results)
+        ratio = results[large]["total_s"] / results[small]["total_s"]
+        print(
+            f"\nLinearity: {large:,} took {ratio:.1f}× the time of {small:,} "
+            f"(linear = {large / small:.0f}×)"
+        )
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "statement": bench_statement_import,
+    "reconcile": bench_reconcile,
 }
 
 

@@ -31,6 +31,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from market40 import signals
+from market40.bulk import update_rows
 from market40.models import FeeDemand, Stall
 from market40.paymentcode import CodeKind
 from market40.services import code_scheme
@@ -311,9 +312,7 @@ def _reconcile_chunk(ids: list[int]) -> dict[int, Outcome]:
             demands = [locked[pk] for pk in touched]
             for demand in demands:
                 _settle(demand, sums.get(demand.pk, 0))
-            FeeDemand.objects.bulk_update(
-                demands, ["paid_vnd", "status", "paid_at"], batch_size=1000
-            )
+            update_rows(FeeDemand, ["paid_vnd", "status", "paid_at"], demands)
         tx_sums: dict[int, dict[str, int]] = {}
         for tx_id, kind, total in (
             Allocation.objects.filter(transaction_id__in=[tx.pk for tx in fresh])
@@ -323,7 +322,7 @@ def _reconcile_chunk(ids: list[int]) -> dict[int, Outcome]:
             tx_sums.setdefault(tx_id, {})[kind] = total
         for tx in fresh:
             _apply_sums(tx, tx_sums.get(tx.pk, {}))
-        BankTransaction.objects.bulk_update(fresh, TX_CACHE_FIELDS, batch_size=1000)
+        update_rows(BankTransaction, TX_CACHE_FIELDS, fresh)
         _remember_accounts(accounts)
         done.update({tx.pk: _outcome(tx) for tx in fresh})
         return done
