@@ -193,6 +193,10 @@ X_FRAME_OPTIONS = "DENY"
 # SECRET_KEY; set it explicitly so SECRET_KEY can be rotated without losing them).
 CONNECTION_SECRETS_KEY = env_secret("CONNECTION_SECRETS_KEY")
 
+# The demo bank simulator page settles demands with money that never moved: on only
+# when asked for (and under DEBUG, i.e. `make run`).
+BANK_SIMULATOR_ENABLED = env_bool("BANK_SIMULATOR_ENABLED", DEBUG)
+
 # Payment codes (see market40/paymentcode.py): prefixes of demand and stall codes.
 PAYMENT_CODE_DEMAND_PREFIX = env_str("PAYMENT_CODE_DEMAND_PREFIX", "CHO")
 PAYMENT_CODE_STALL_PREFIX = env_str("PAYMENT_CODE_STALL_PREFIX", "SAP")

@@ -10,6 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("payments.urls")),
     path("", include("payments.statement_urls")),
+    path("", include("payments.sim_urls")),
     path("", include("payments.workbench_urls")),
     path("", include("market40.pay_urls")),
     path("", include("market40.web_urls")),
