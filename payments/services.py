@@ -169,16 +169,20 @@ def _verify_and_store(connection, module, event, body, headers) -> Delivery:
             {"success": False, "code": rejected.reason, "message": rejected.message_vi},
             reason=rejected.reason,
         )
-    created = store_transfers(connection=connection, event=event, transfers=transfers)
-    if transfers and all(t.is_test for t in transfers):
-        outcome = WebhookEvent.Outcome.TEST
-    elif transfers and not created:
-        outcome = WebhookEvent.Outcome.DUPLICATE
-    else:
-        outcome = WebhookEvent.Outcome.ACCEPTED
-    event.transfer_count = len(transfers)
-    event.new_transactions = len(created)
-    delivery = _finish(event, outcome, module.success_response()[0], module.success_response()[1])
+    # One commit for the transfers and the event's outcome (the raw delivery is already
+    # committed on its own above).
+    with transaction.atomic():
+        created = store_transfers(connection=connection, event=event, transfers=transfers)
+        if transfers and all(t.is_test for t in transfers):
+            outcome = WebhookEvent.Outcome.TEST
+        elif transfers and not created:
+            outcome = WebhookEvent.Outcome.DUPLICATE
+        else:
+            outcome = WebhookEvent.Outcome.ACCEPTED
+        event.transfer_count = len(transfers)
+        event.new_transactions = len(created)
+        status, answer = module.success_response()
+        delivery = _finish(event, outcome, status, answer)
     if created:
         from payments.tasks import process_event
 
@@ -247,8 +251,6 @@ def store_transfers(
         except IntegrityError:
             continue
         created.append(tx)
-        if not tx.is_test:  # a provider's test call carries a made-up balance
-            check_running_balance(connection, tx)
     return created
 
 
@@ -330,8 +332,9 @@ def _late_delivery_fills_gap(conn: BankConnection, tx: BankTransaction, signed: 
 
 
 def event_process(event_id: int) -> int:
-    """Reconcile the transactions of an authentic event; idempotent. Records any error
-    on the event instead of losing it. Returns how many transactions it reconciled."""
+    """Reconcile the transactions of an authentic event and check their running balance;
+    idempotent. Records any error on the event instead of losing it. Returns how many
+    transactions it reconciled."""
     from payments import reconciliation
 
     event = WebhookEvent.objects.get(pk=event_id)
@@ -344,6 +347,12 @@ def event_process(event_id: int) -> int:
             reconciliation.reconcile(ids[0])
         elif ids:
             reconciliation.reconcile_many(ids)
+        # The running-balance chain is checked here, not in the request: it locks the
+        # connection row, which would queue every delivery of that account behind it.
+        for tx in BankTransaction.objects.filter(
+            pk__in=ids, running_balance_vnd__isnull=False, is_test=False
+        ).order_by("bank_time", "pk"):
+            check_running_balance(event.connection, tx)
     except Exception:
         log.exception("processing webhook event %s failed", event_id)
         WebhookEvent.objects.filter(pk=event_id).update(
