@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("payments.sim_urls")),
     path("", include("payments.workbench_urls")),
     path("", include("market40.pay_urls")),
+    path("", include("invoicing.urls")),
     path("", include("market40.web_urls")),
 ]

@@ -15,6 +15,7 @@ from market40.services import parse_period
 from payments.models import BankConnection
 from payments.simulator import (
     FAULTS,
+    MAX_ATTEMPTS,
     SimulationOptions,
     default_ledger_path,
     ledger_stored_check,
@@ -124,4 +125,4 @@ class Command(BaseCommand):
             ok = check["missing"] == 0 and check["unexpected"] == 0
             self.stdout.write(self.style.SUCCESS(line) if ok else self.style.ERROR(line))
         if s["failed"]:
-            raise CommandError(f"{s['failed']} lần gửi thất bại sau {8} lượt thử.")
+            raise CommandError(f"{s['failed']} lần gửi thất bại sau {MAX_ATTEMPTS} lượt thử.")

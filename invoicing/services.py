@@ -1,0 +1,1142 @@
+"""Invoicing workflows: issue from paid demands (one, automatically, or a period in batches),
+replace and adjust. Views, API handlers, tasks and commands parse, authorise and call these
+keyword-only functions.
+
+Every issuance goes through ``_issue``, one transaction per batch:
+
+1. the certificate is loaded and checked *before* the transaction (slow file I/O and a
+   clear Vietnamese refusal for an expired or foreign certificate: nothing stored, no number
+   taken);
+2. inside the transaction the year's serial row is locked (``select_for_update``; SQLite takes
+   its write lock at BEGIN), existing originals are re-checked under that lock (idempotency
+   under concurrency), then for each invoice: number = next number, build the XML
+   (``invoicing.xml``), sign it (``invoicing.signing``), keep the exact bytes;
+3. invoices and lines are inserted and the counter moves by a conditional update that must
+   hit exactly one row. Any exception rolls everything back, numbers included, so ``SHDon``
+   has no gap and no reuse (spec einvoice.md §5.3).
+
+Signing happens inside the lock because the number is inside the signed data. That serialises
+issuers of one serial for ~1 RSA operation each, which is the price of gap-free numbering.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from invoicing import xml as invoice_xml
+from invoicing.certificates import CertificateError, signing_key_for_market
+from invoicing.models import (
+    MAX_INVOICE_NUMBER,
+    Invoice,
+    InvoiceForm,
+    InvoiceLine,
+    InvoiceSerial,
+    InvoiceSettings,
+)
+from invoicing.rounding import (
+    RATE_CODES,
+    GrossLine,
+    SalesTotals,
+    VatBreakdown,
+    sales_invoice_totals,
+    vat_inclusive_breakdown,
+)
+from invoicing.signing import SigningError, SigningKey, sign_invoice
+from invoicing.words import amount_in_words
+from market40.errors import Conflict, InvalidInput, NotFound
+from market40.models import DemandLine, FeeDemand, Market, Membership
+from market40.services import markets_for, require_market_role
+
+logger = logging.getLogger(__name__)
+
+PAYMENT_METHOD = "Chuyển khoản"  # HTTToan (§4.1): stall holders pay by bank transfer
+PAID_STATUSES = (FeeDemand.Status.PAID, FeeDemand.Status.OVERPAID)
+ISSUER_ROLES = (Membership.Role.MANAGER, Membership.Role.ACCOUNTANT)
+BATCH_SIZE = 250  # invoices per transaction in a period run: ~0.5 s of lock per batch
+_SIX_PLACES = Decimal("0.000001")
+
+Progress = Callable[[int, int], None]
+
+
+class InvoiceSettingsMissing(Conflict):
+    code = "invoice_settings_missing"
+
+
+# --- scope ---------------------------------------------------------------------------
+
+
+def require_issuer(user: Any, market: Market) -> None:
+    """Issuing, replacing and adjusting: the market's accountant or manager (or an admin)."""
+    require_market_role(user, market, *ISSUER_ROLES)
+
+
+def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(market__in=markets_for(user))
+
+
+# --- settings ------------------------------------------------------------------------
+
+
+def invoice_settings_for(market: Market) -> InvoiceSettings:
+    try:
+        settings = InvoiceSettings.objects.select_related("market").get(market=market)
+    except InvoiceSettings.DoesNotExist:
+        raise InvoiceSettingsMissing(
+            _(
+                "Chợ %(market)s chưa có cấu hình hóa đơn điện tử (loại hóa đơn, ký hiệu, chứng "
+                "thư số). Quản trị viên cấu hình trong trang quản trị, hoặc chạy "
+                "manage.py make_test_certificate %(market)s cho môi trường thử."
+            )
+            % {"market": market.code}
+        ) from None
+    settings.market = market
+    return settings
+
+
+# --- drafts: everything but the number -------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdjustmentLine:
+    """An amount added by an adjustment invoice (VAT-inclusive on a VAT invoice, like the
+    tariffs). The format has no negative amounts (§4.6): a decrease is made by a replacement."""
+
+    description: str
+    amount_vnd: int
+    vat_rate: str = "10%"
+    unit: str = "lần"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuyerCorrection:
+    """Buyer fields to write instead of the stall holder's current data (replacements)."""
+
+    name: str | None = None
+    tax_code: str | None = None
+    citizen_id: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DemandLineFacts:
+    description: str
+    quantity: Decimal
+    unit: str
+    amount_vnd: int
+    vat_rate: str
+
+
+@dataclass(frozen=True, slots=True)
+class DemandFacts:
+    """What an invoice needs from a fee demand, its stall holder and its lines, read with two
+    queries for a whole batch (no model instances: a period run reads thousands)."""
+
+    pk: int
+    market_id: int
+    market_code: str
+    period: date
+    payment_code: str
+    total_vnd: int
+    status: str
+    stall_code: str
+    holder_code: str
+    holder_name: str
+    holder_tax_code: str
+    holder_citizen_id: str
+    holder_address: str
+    lines: tuple[DemandLineFacts, ...]
+
+
+_DEMAND_COLUMNS = (
+    "pk",
+    "market_id",
+    "market__code",
+    "period",
+    "payment_code",
+    "total_vnd",
+    "status",
+    "stall__code",
+    "holder__code",
+    "holder__full_name",
+    "holder__tax_code",
+    "holder__citizen_id",
+    "holder__address",
+)
+
+
+def demand_facts(ids: Iterable[int]) -> list[DemandFacts]:
+    """The demands ``ids`` in invoicing order (stall code, id), with their lines."""
+    ids = list(ids)
+    lines: dict[int, list[DemandLineFacts]] = {}
+    # The quantity is read as text: Django's SQLite decimal converter builds a decimal context
+    # per value, which costs more per invoice than everything else read here.
+    for demand_id, description, quantity, unit, amount, rate in (
+        DemandLine.objects.filter(demand_id__in=ids)
+        .order_by("demand_id", "id")
+        .values_list(
+            "demand_id",
+            "description",
+            Cast("quantity", output_field=models.CharField()),
+            "unit",
+            "amount_vnd",
+            "vat_rate",
+        )
+    ):
+        lines.setdefault(demand_id, []).append(
+            DemandLineFacts(description, Decimal(quantity), unit, amount, rate)
+        )
+    rows = (
+        FeeDemand.objects.filter(pk__in=ids)
+        .order_by("stall__code", "id")
+        .values_list(*_DEMAND_COLUMNS)
+    )
+    return [DemandFacts(*row, lines=tuple(lines.get(row[0], ()))) for row in rows]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Draft:
+    demand: DemandFacts
+    kind: str
+    seller: invoice_xml.Seller
+    buyer: invoice_xml.Buyer
+    lines: tuple[invoice_xml.InvoiceLine, ...]
+    line_figures: tuple[tuple[int, int], ...]  # (vat_vnd, gross_vnd) per line, informational
+    totals: VatBreakdown | SalesTotals
+    extra: tuple[invoice_xml.ExtraField, ...]
+    related: Invoice | None = None
+    reason: str = ""
+
+
+def _seller(market: Market) -> invoice_xml.Seller:
+    account = market.default_account
+    return invoice_xml.Seller(
+        name=market.name,
+        tax_code=market.tax_code,
+        address=market.address,
+        store_code=market.code,  # MCHang / TCHang (§4.4, §13.4): the market
+        store_name=market.name,
+        phone=market.phone or None,
+        email=market.email or None,
+        bank_account=account.account_number if account else None,
+        bank_name=account.bank.name if account else None,
+    )
+
+
+def _buyer(demand: DemandFacts, correction: BuyerCorrection | None) -> invoice_xml.Buyer:
+    """The stall holder (§4.5): a holder with an MST is named with it; one without gets the
+    person's name in HVTNMHang and the citizen ID in CCCDan."""
+    correction = correction or BuyerCorrection()
+
+    def pick(corrected: str | None, current: str) -> str | None:
+        value = corrected if corrected is not None else current
+        return (value or "").strip() or None
+
+    name = pick(correction.name, demand.holder_name)
+    tax_code = pick(correction.tax_code, demand.holder_tax_code)
+    citizen_id = None if tax_code else pick(correction.citizen_id, demand.holder_citizen_id)
+    return invoice_xml.Buyer(
+        name=name,
+        tax_code=tax_code,
+        address=pick(correction.address, demand.holder_address),
+        buyer_code=demand.holder_code,
+        citizen_id=citizen_id,
+        personal_name=None if tax_code else name,
+        extra=(
+            invoice_xml.ExtraField("Sạp/ki-ốt", "string", demand.stall_code),
+            invoice_xml.ExtraField("Mã thanh toán", "string", demand.payment_code),
+        ),
+    )
+
+
+def _quantity_and_price(quantity: Decimal, net_vnd: int) -> tuple[Decimal, Decimal]:
+    """SLuong and DGia (before VAT) such that round(SLuong × DGia) = ThTien exactly.
+
+    Tariffs are VAT-inclusive, so the net unit price has decimals: DGia is written with up to
+    6 decimals (§10.1, first presentation). For quantities below 10^6 the rounding error of
+    DGia times the quantity stays under half a đồng; otherwise the line falls back to
+    SLuong 1 × DGia = ThTien.
+    """
+    quantity = Decimal(quantity)
+    if quantity > 0:
+        price = (Decimal(net_vnd) / quantity).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
+        exact = (quantity * price).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        if exact == net_vnd:
+            return quantity, price
+    return Decimal(1), Decimal(net_vnd)
+
+
+def _demand_lines(
+    demand: DemandFacts, form: str
+) -> tuple[tuple[invoice_xml.InvoiceLine, ...], tuple[tuple[int, int], ...], Any]:
+    rows = demand.lines
+    if form == InvoiceForm.VAT:
+        totals: VatBreakdown | SalesTotals = vat_inclusive_breakdown(
+            GrossLine(row.amount_vnd, row.vat_rate) for row in rows
+        )
+        amounts = [(a.net_vnd, a.vat_vnd, a.gross_vnd) for a in totals.lines]
+    else:
+        totals = sales_invoice_totals(row.amount_vnd for row in rows)
+        amounts = [(row.amount_vnd, 0, row.amount_vnd) for row in rows]
+    lines = []
+    for number, (row, (net, _vat, _gross)) in enumerate(zip(rows, amounts, strict=True), 1):
+        quantity, price = _quantity_and_price(row.quantity, net)
+        lines.append(
+            invoice_xml.InvoiceLine(
+                number=number,
+                name=row.description,
+                unit=row.unit,
+                quantity=quantity,
+                unit_price=price,
+                net_amount_vnd=net,
+                vat_rate=row.vat_rate if form == InvoiceForm.VAT else None,
+            )
+        )
+    return tuple(lines), tuple((vat, gross) for _net, vat, gross in amounts), totals
+
+
+def _adjustment_lines(
+    lines: Sequence[AdjustmentLine], form: str, note: str
+) -> tuple[tuple[invoice_xml.InvoiceLine, ...], tuple[tuple[int, int], ...], Any]:
+    if not lines:
+        # An adjustment of information only (e.g. the buyer's address): one note line (TChat 4)
+        # and zero totals.
+        note_line = invoice_xml.InvoiceLine(number=1, name=note[:500], kind=4)
+        if form == InvoiceForm.VAT:
+            totals: VatBreakdown | SalesTotals = vat_inclusive_breakdown([])
+        else:
+            totals = sales_invoice_totals([])
+        return (note_line,), ((0, 0),), totals
+    for line in lines:
+        if form == InvoiceForm.VAT and line.vat_rate not in RATE_CODES:
+            raise InvalidInput(
+                _("Thuế suất “%(rate)s” không hợp lệ; dùng một trong: %(codes)s.")
+                % {"rate": line.vat_rate, "codes": ", ".join(RATE_CODES)},
+                code="invalid_vat_rate",
+            )
+        if isinstance(line.amount_vnd, bool) or not isinstance(line.amount_vnd, int):
+            raise InvalidInput(_("Số tiền điều chỉnh phải là số nguyên đồng."))
+        if line.amount_vnd <= 0:
+            raise InvalidInput(
+                _(
+                    "Số tiền điều chỉnh phải lớn hơn 0. Hóa đơn điện tử không ghi số âm; muốn "
+                    "giảm số tiền, hãy lập hóa đơn thay thế."
+                ),
+                code="adjustment_not_positive",
+            )
+    if form == InvoiceForm.VAT:
+        totals = vat_inclusive_breakdown(GrossLine(x.amount_vnd, x.vat_rate) for x in lines)
+        amounts = [(a.net_vnd, a.vat_vnd, a.gross_vnd) for a in totals.lines]
+    else:
+        totals = sales_invoice_totals(line.amount_vnd for line in lines)
+        amounts = [(line.amount_vnd, 0, line.amount_vnd) for line in lines]
+    xml_lines = tuple(
+        invoice_xml.InvoiceLine(
+            number=number,
+            name=line.description,
+            unit=line.unit,
+            quantity=Decimal(1),
+            unit_price=Decimal(net),
+            net_amount_vnd=net,
+            vat_rate=line.vat_rate if form == InvoiceForm.VAT else None,
+        )
+        for number, (line, (net, _vat, _gross)) in enumerate(zip(lines, amounts, strict=True), 1)
+    )
+    return xml_lines, tuple((vat, gross) for _net, vat, gross in amounts), totals
+
+
+def _general_extra(demand: DemandFacts) -> tuple[invoice_xml.ExtraField, ...]:
+    # The market is already NBan/MCHang; the fee period is what the accountant looks up.
+    return (invoice_xml.ExtraField("Kỳ phí", "string", f"{demand.period:%m/%Y}"),)
+
+
+def _draft(
+    demand: DemandFacts,
+    settings: InvoiceSettings,
+    seller: invoice_xml.Seller,
+    *,
+    kind: str = Invoice.Kind.ORIGINAL,
+    related: Invoice | None = None,
+    reason: str = "",
+    buyer: BuyerCorrection | None = None,
+    adjustment: Sequence[AdjustmentLine] | None = None,
+) -> Draft:
+    if kind == Invoice.Kind.ADJUSTMENT:
+        lines, figures, totals = _adjustment_lines(
+            adjustment or (), settings.form, _("Điều chỉnh: %(reason)s") % {"reason": reason}
+        )
+    else:
+        lines, figures, totals = _demand_lines(demand, settings.form)
+    if kind == Invoice.Kind.ORIGINAL and totals.total_payable_vnd != demand.total_vnd:
+        raise Conflict(
+            _(
+                "Tổng các dòng phí (%(lines)s đ) khác tổng phiếu báo phí %(code)s "
+                "(%(total)s đ); không xuất hóa đơn."
+            )
+            % {
+                "lines": totals.total_payable_vnd,
+                "code": demand.payment_code,
+                "total": demand.total_vnd,
+            },
+            code="demand_lines_mismatch",
+        )
+    return Draft(
+        demand=demand,
+        kind=kind,
+        seller=seller,
+        buyer=_buyer(demand, buyer),
+        lines=lines,
+        line_figures=figures,
+        totals=totals,
+        extra=_general_extra(demand),
+        related=related,
+        reason=reason,
+    )
+
+
+# --- issuing -------------------------------------------------------------------------
+
+
+@dataclass
+class IssueFailure:
+    demand_id: int
+    payment_code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvoice:
+    """What a batch needs to report about an invoice it stored (not the model: no XML)."""
+
+    pk: int
+    demand_id: int
+    form: str
+    serial_code: str
+    number: int
+
+
+@dataclass
+class IssueOutcome:
+    invoices: list[IssuedInvoice] = field(default_factory=list)
+    existing: list[int] = field(default_factory=list)  # pks of originals issued before
+    failures: list[IssueFailure] = field(default_factory=list)
+
+
+def local_today() -> date:
+    return timezone.localdate()
+
+
+def _locked_serial(market: Market, settings: InvoiceSettings, year: int) -> InvoiceSerial:
+    """The market's active serial for the form and year, locked (caller is in a transaction).
+
+    A new serial each year (§5.2): the first invoice of a year creates it from the market's
+    scheme (``CYYTAA`` → ``C27TAA``). Two issuers creating it at once: the loser's INSERT
+    waits for the winner's commit, fails on the unique constraint, and locks the winner's row.
+    """
+    rows = InvoiceSerial.objects.select_for_update().filter(
+        market=market, form=settings.form, year=year, active=True
+    )
+    serial = rows.first()
+    if serial is None:
+        code = settings.serial_for_year(year)
+        try:
+            with transaction.atomic():
+                InvoiceSerial.objects.create(
+                    market=market,
+                    seller_tax_code=market.tax_code,
+                    form=settings.form,
+                    serial=code,
+                    year=year,
+                )
+        except IntegrityError:
+            pass
+        serial = rows.first()
+        if serial is None:
+            raise Conflict(
+                _(
+                    "Ký hiệu %(serial)s của năm %(year)s đã ngừng sử dụng; hãy đăng ký một ký "
+                    "hiệu mới cho năm %(year)s trong trang quản trị."
+                )
+                % {"serial": code, "year": year},
+                code="serial_inactive",
+            )
+    if serial.seller_tax_code != market.tax_code:
+        raise Conflict(
+            _(
+                "Ký hiệu %(serial)s thuộc MST %(old)s, nhưng chợ nay có MST %(new)s; hãy đăng ký "
+                "ký hiệu mới."
+            )
+            % {"serial": serial.serial, "old": serial.seller_tax_code, "new": market.tax_code},
+            code="serial_tax_code_changed",
+        )
+    return serial
+
+
+def _related_xml(draft: Draft) -> invoice_xml.RelatedInvoice | None:
+    if draft.related is None:
+        return None
+    original = draft.related
+    return invoice_xml.RelatedInvoice(
+        nature=1 if draft.kind == Invoice.Kind.REPLACEMENT else 2,  # TCHDon (§4.2)
+        form=original.form,
+        serial=original.serial_code,
+        number=original.number,
+        issue_date=original.issue_date,
+        kind=1,  # LHDCLQuan: an e-invoice under Decree 123
+        note=draft.reason,
+    )
+
+
+# Columns written by one prepared INSERT each (``_insert``): a period run stores thousands of
+# invoices, and building model instances for them would cost more than signing them.
+INVOICE_COLUMNS = (
+    "market",
+    "demand",
+    "serial",
+    "seller_tax_code",
+    "form",
+    "serial_code",
+    "number",
+    "issue_date",
+    "kind",
+    "status",
+    "related",
+    "reason",
+    "period",
+    "buyer_name",
+    "buyer_tax_code",
+    "buyer_citizen_id",
+    "buyer_address",
+    "buyer_code",
+    "stall_code",
+    "payment_code",
+    "total_net_vnd",
+    "total_vat_vnd",
+    "total_payable_vnd",
+    "amount_in_words",
+    "invoice_id",
+    "xml",
+    "sha256",
+    "signing_time",
+    "certificate_subject",
+    "issued_by",
+    "created_at",
+)
+LINE_COLUMNS = (
+    "invoice",
+    "number",
+    "nature",
+    "name",
+    "unit",
+    "quantity",
+    "unit_price",
+    "net_vnd",
+    "vat_rate",
+    "vat_vnd",
+    "gross_vnd",
+)
+
+
+def _issue(
+    *,
+    market: Market,
+    settings: InvoiceSettings,
+    key: SigningKey,
+    drafts: Sequence[Draft],
+    user: Any = None,
+    issue_date: date | None = None,
+    signing_time: datetime | None = None,
+) -> IssueOutcome:
+    """Number, build, sign and store ``drafts`` in one transaction (see the module docstring).
+
+    A draft whose data the builder refuses is reported in ``failures`` and takes no number;
+    a signing failure aborts the whole transaction.
+    """
+    outcome = IssueOutcome()
+    issue_date = issue_date or local_today()
+    signing_time = signing_time or timezone.now()
+    issued_by = user.pk if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        serial = _locked_serial(market, settings, issue_date.year)
+        # Re-checked under the lock: a concurrent issuer may have stored it meanwhile.
+        originals = [d.demand.pk for d in drafts if d.kind == Invoice.Kind.ORIGINAL]
+        existing = dict(
+            Invoice.objects.filter(demand_id__in=originals, kind=Invoice.Kind.ORIGINAL).values_list(
+                "demand_id", "pk"
+            )
+        )
+        first_number = number = serial.next_number
+        invoice_rows: list[tuple] = []
+        line_rows: dict[str, list[tuple]] = {}
+        stored: list[tuple[str, int, int]] = []  # (DLHDon Id, demand, number)
+        db = _DbValues(issue_date=issue_date, signing_time=signing_time)
+        for draft in drafts:
+            if draft.kind == Invoice.Kind.ORIGINAL and draft.demand.pk in existing:
+                outcome.existing.append(existing[draft.demand.pk])
+                continue
+            if number > MAX_INVOICE_NUMBER:
+                raise Conflict(
+                    _("Ký hiệu %(serial)s đã dùng hết số (tối đa 8 chữ số).")
+                    % {"serial": serial.serial},
+                    code="serial_exhausted",
+                )
+            data = invoice_xml.InvoiceData(
+                invoice_id=invoice_xml.new_invoice_id(),
+                form=settings.form,
+                serial=serial.serial,
+                number=number,
+                issue_date=issue_date,
+                seller=draft.seller,
+                buyer=draft.buyer,
+                lines=draft.lines,
+                totals=draft.totals,
+                provider_tax_code=settings.provider_tax_code,
+                payment_method=PAYMENT_METHOD,
+                related=_related_xml(draft),
+                extra=draft.extra,
+            )
+            try:
+                unsigned = invoice_xml.build_invoice_xml(data)
+            except invoice_xml.InvoiceDataError as error:
+                outcome.failures.append(
+                    IssueFailure(draft.demand.pk, draft.demand.payment_code, error.message_vi)
+                )
+                continue
+            try:
+                signed = sign_invoice(unsigned, key, signing_time=signing_time)
+            except SigningError as error:
+                # The certificate was checked before the transaction; this is the last guard.
+                # Raising rolls back every invoice of the batch and its number.
+                raise CertificateError(
+                    _("Không ký được hóa đơn: %(error)s. Không hóa đơn nào được lưu.")
+                    % {"error": error},
+                    code="signing_failed",
+                ) from error
+            invoice_rows.append(_invoice_row(draft, data, signed, serial, key, issued_by, db))
+            line_rows[data.invoice_id] = _line_rows(draft, db)
+            stored.append((data.invoice_id, draft.demand.pk, number))
+            number += 1
+        if invoice_rows:
+            _insert(Invoice, INVOICE_COLUMNS, invoice_rows)
+            pks = dict(
+                Invoice.objects.filter(invoice_id__in=line_rows).values_list("invoice_id", "pk")
+            )
+            _insert(
+                InvoiceLine,
+                LINE_COLUMNS,
+                ((pks[invoice_id], *row) for invoice_id, rows in line_rows.items() for row in rows),
+            )
+            moved = InvoiceSerial.objects.filter(pk=serial.pk, next_number=first_number).update(
+                next_number=number
+            )
+            if moved != 1:  # impossible under the lock; never store a number twice
+                raise Conflict(_("Bộ đếm số hóa đơn vừa bị thay đổi; vui lòng thử lại."))
+            outcome.invoices = [
+                IssuedInvoice(pks[invoice_id], demand_id, settings.form, serial.serial, n)
+                for invoice_id, demand_id, n in stored
+            ]
+    return outcome
+
+
+class _DbValues:
+    """Values of a batch converted for the database once, as each field's ``get_db_prep_save``
+    would (dates and times are the same for the whole batch)."""
+
+    def __init__(self, *, issue_date: date, signing_time: datetime) -> None:
+        self.ops = connection.ops
+        self.issue_date = self.ops.adapt_datefield_value(issue_date)
+        self.signing_time = self.ops.adapt_datetimefield_value(signing_time)
+        self.created_at = self.ops.adapt_datetimefield_value(timezone.now())
+        self._periods: dict[date, Any] = {}
+
+    def period(self, value: date) -> Any:
+        if value not in self._periods:
+            self._periods[value] = self.ops.adapt_datefield_value(value)
+        return self._periods[value]
+
+    def decimal(self, value: Decimal | None, max_digits: int) -> Any:
+        if value is None:
+            return None
+        return self.ops.adapt_decimalfield_value(Decimal(value), max_digits, 6)
+
+
+def _column_types(model: type[models.Model], columns: Sequence[str]) -> list[str]:
+    """PostgreSQL type names of ``columns`` (``numeric(21, 6)`` → ``numeric``) for binary COPY."""
+    types = []
+    for name in columns:
+        field = model._meta.get_field(name)
+        db_type = (
+            field.target_field.rel_db_type(connection)
+            if field.is_relation
+            else field.db_type(connection)
+        )
+        types.append(db_type.split("(")[0].strip())
+    return types
+
+
+def _insert(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Insert rows already converted for the database (``_DbValues``): a binary COPY on
+    PostgreSQL (one stream, no per-row statement, the XML bytes sent as they are), one
+    prepared INSERT run with ``executemany`` elsewhere."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(model._meta.get_field(name).column) for name in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+            with cursor.cursor.copy(sql) as copy:
+                copy.set_types(_column_types(model, columns))
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+
+
+def _invoice_row(
+    draft: Draft,
+    data: invoice_xml.InvoiceData,
+    signed: bytes,
+    serial: InvoiceSerial,
+    key: SigningKey,
+    issued_by: int | None,
+    db: _DbValues,
+) -> tuple:
+    """One row of ``INVOICE_COLUMNS``; the snapshot figures come from what was signed."""
+    demand = draft.demand
+    totals = draft.totals
+    if isinstance(totals, VatBreakdown):
+        net, vat = totals.total_net_vnd, totals.total_vat_vnd
+    else:
+        net, vat = totals.total_payable_vnd, 0
+    buyer = draft.buyer
+    return (
+        demand.market_id,
+        demand.pk,
+        serial.pk,
+        serial.seller_tax_code,
+        data.form,
+        serial.serial,
+        data.number,
+        db.issue_date,
+        draft.kind,
+        Invoice.Status.SIGNED.value,
+        draft.related.pk if draft.related else None,
+        draft.reason,
+        db.period(demand.period),
+        buyer.name or "",
+        buyer.tax_code or "",
+        buyer.citizen_id or "",
+        buyer.address or "",
+        buyer.buyer_code or "",
+        demand.stall_code,
+        demand.payment_code,
+        net,
+        vat,
+        totals.total_payable_vnd,
+        amount_in_words(totals.total_payable_vnd),
+        data.invoice_id,
+        signed,
+        hashlib.sha256(signed).hexdigest(),
+        db.signing_time,
+        key.subject[:500],
+        issued_by,
+        db.created_at,
+    )
+
+
+def _line_rows(draft: Draft, db: _DbValues) -> list[tuple]:
+    """``LINE_COLUMNS`` without the invoice (known after the insert)."""
+    return [
+        (
+            line.number,
+            line.kind,
+            line.name,
+            line.unit or "",
+            db.decimal(line.quantity, 21),
+            db.decimal(line.unit_price, 27),
+            line.net_amount_vnd or 0,
+            line.vat_rate or "",
+            vat,
+            gross,
+        )
+        for line, (vat, gross) in zip(draft.lines, draft.line_figures, strict=True)
+    ]
+
+
+def _prepared(market: Market, *, at: datetime) -> tuple[InvoiceSettings, SigningKey]:
+    settings = invoice_settings_for(market)
+    return settings, signing_key_for_market(settings, at=at)
+
+
+def check_ready_to_issue(*, market: Market) -> None:
+    """Raise the DomainError that issuing now would meet (no settings, certificate missing,
+    expired or for another tax code); used before queueing background work."""
+    _prepared(market, at=timezone.now())
+
+
+def _one_demand(demand_id: int) -> DemandFacts:
+    facts = demand_facts([demand_id])
+    if not facts:
+        raise NotFound(_("Không tìm thấy phiếu báo phí %(id)s.") % {"id": demand_id})
+    return facts[0]
+
+
+def _single(outcome: IssueOutcome) -> Invoice:
+    if outcome.invoices:
+        return Invoice.objects.select_related("market").get(pk=outcome.invoices[0].pk)
+    if outcome.existing:
+        return Invoice.objects.select_related("market").get(pk=outcome.existing[0])
+    failure = outcome.failures[0]
+    raise InvalidInput(
+        _("Không lập được hóa đơn cho phiếu %(code)s: %(error)s")
+        % {"code": failure.payment_code, "error": failure.message},
+        code="invoice_data_invalid",
+    )
+
+
+def invoice_issue_for_demand(*, demand: FeeDemand | int, user: Any = None) -> Invoice:
+    """The original invoice of a fully paid demand; the existing one if it was issued already
+    (idempotent: the database also refuses a second original)."""
+    demand_id = demand if isinstance(demand, int) else demand.pk
+    existing = Invoice.objects.filter(demand_id=demand_id, kind=Invoice.Kind.ORIGINAL).first()
+    if existing is not None:
+        return existing
+    facts = _one_demand(demand_id)
+    if facts.status not in PAID_STATUSES:
+        raise Conflict(
+            _(
+                "Phiếu báo phí %(code)s chưa được thanh toán đủ (%(status)s); chỉ xuất hóa đơn "
+                "cho phiếu đã thanh toán đủ."
+            )
+            % {"code": facts.payment_code, "status": FeeDemand.Status(facts.status).label},
+            code="demand_not_paid",
+        )
+    market = Market.objects.get(pk=facts.market_id)
+    signing_time = timezone.now()
+    settings, key = _prepared(market, at=signing_time)
+    draft = _draft(facts, settings, _seller(market))
+    outcome = _issue(
+        market=market,
+        settings=settings,
+        key=key,
+        drafts=[draft],
+        user=user,
+        signing_time=signing_time,
+    )
+    return _single(outcome)
+
+
+def invoice_issue_on_payment(*, demand_id: int) -> Invoice | None:
+    """Automatic issuance (the task behind ``demand_fully_paid``): only when the market asks
+    for it and the demand is still paid when the task runs."""
+    demand = FeeDemand.objects.filter(pk=demand_id).only("market_id", "status").first()
+    if demand is None or demand.status not in PAID_STATUSES:
+        return None
+    auto = InvoiceSettings.objects.filter(
+        market_id=demand.market_id, auto_issue_on_payment=True
+    ).exists()
+    if not auto:
+        return None
+    return invoice_issue_for_demand(demand=demand_id)
+
+
+@dataclass
+class PeriodResult:
+    period: date
+    issued: int = 0
+    already_issued: int = 0
+    failures: list[IssueFailure] = field(default_factory=list)
+    first_number: int | None = None
+    last_number: int | None = None
+    serial: str = ""
+
+    @property
+    def changed_nothing(self) -> bool:
+        return self.issued == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["period"] = f"{self.period:%Y-%m}"
+        return data
+
+
+def demands_awaiting_invoice(*, market: Market, period: date) -> QuerySet[FeeDemand]:
+    has_original = Invoice.objects.filter(demand=OuterRef("pk"), kind=Invoice.Kind.ORIGINAL)
+    return (
+        FeeDemand.objects.filter(market=market, period=period, status__in=PAID_STATUSES)
+        .exclude(Exists(has_original))
+        .order_by("stall__code", "id")
+    )
+
+
+def invoices_issue_for_period(
+    *,
+    market: Market,
+    period: date,
+    user: Any = None,
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> PeriodResult:
+    """Issue the original invoice of every fully paid demand of ``market`` for ``period`` that
+    has none yet, in batches of ``batch_size`` (one transaction each). Running it again
+    issues nothing and says so. A demand whose data the format refuses is reported and
+    skipped without taking a number; a certificate problem stops the run before anything
+    is stored."""
+    signing_time = timezone.now()
+    settings, key = _prepared(market, at=signing_time)
+    seller = _seller(market)
+    with _objects_frozen():
+        return _issue_period(
+            market=market,
+            period=period,
+            settings=settings,
+            key=key,
+            seller=seller,
+            signing_time=signing_time,
+            user=user,
+            progress=progress,
+            batch_size=batch_size,
+        )
+
+
+@contextmanager
+def _objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist before a period run out of the garbage collector's sight.
+
+    A run allocates millions of short-lived objects (XML elements, rows); each full collection
+    they trigger would walk the whole heap (Django, lxml, the loaded modules), about 3 % of a
+    run. ``gc.freeze`` leaves those in a permanent generation until ``gc.unfreeze``.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _issue_period(
+    *,
+    market: Market,
+    period: date,
+    settings: InvoiceSettings,
+    key: SigningKey,
+    seller: invoice_xml.Seller,
+    signing_time: datetime,
+    user: Any,
+    progress: Progress | None,
+    batch_size: int,
+) -> PeriodResult:
+    result = PeriodResult(period=period)
+    paid = FeeDemand.objects.filter(market=market, period=period, status__in=PAID_STATUSES)
+    todo = list(demands_awaiting_invoice(market=market, period=period).values_list("pk", flat=True))
+    result.already_issued = paid.count() - len(todo)
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    for start in range(0, len(todo), batch_size):
+        ids = todo[start : start + batch_size]
+        drafts = []
+        for demand in demand_facts(ids):
+            try:
+                drafts.append(_draft(demand, settings, seller))
+            except (Conflict, InvalidInput, ValueError) as error:
+                message = getattr(error, "message", str(error))
+                result.failures.append(IssueFailure(demand.pk, demand.payment_code, message))
+        outcome = _issue(
+            market=market,
+            settings=settings,
+            key=key,
+            drafts=drafts,
+            user=user,
+            signing_time=signing_time,
+        )
+        result.issued += len(outcome.invoices)
+        result.already_issued += len(outcome.existing)
+        result.failures.extend(outcome.failures)
+        if outcome.invoices:
+            result.serial = f"{outcome.invoices[0].form}{outcome.invoices[0].serial_code}"
+            if result.first_number is None:
+                result.first_number = outcome.invoices[0].number
+            result.last_number = outcome.invoices[-1].number
+        done += len(ids)
+        if progress:
+            progress(done, len(todo))
+    return result
+
+
+# --- corrections ---------------------------------------------------------------------
+
+
+def _clean_reason(reason: str) -> str:
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise InvalidInput(
+            _("Cần nhập lý do thay thế hoặc điều chỉnh hóa đơn."),
+            code="reason_required",
+            extra={"fields": {"reason": [_("bắt buộc")]}},
+        )
+    if len(reason) > 255:
+        raise InvalidInput(
+            _("Lý do dài tối đa 255 ký tự (trường GChu của hóa đơn)."),
+            code="reason_too_long",
+            extra={"fields": {"reason": [_("dài quá 255 ký tự")]}},
+        )
+    return reason
+
+
+def _correct(
+    *,
+    invoice: Invoice,
+    kind: str,
+    reason: str,
+    user: Any,
+    buyer: BuyerCorrection | None = None,
+    adjustment: Sequence[AdjustmentLine] | None = None,
+) -> Invoice:
+    reason = _clean_reason(reason)
+    market = invoice.market
+    signing_time = timezone.now()
+    settings, key = _prepared(market, at=signing_time)
+    if settings.form != invoice.form:
+        raise Conflict(
+            _(
+                "Hóa đơn gốc là mẫu số %(old)s nhưng chợ nay xuất mẫu số %(new)s; không tự "
+                "động thay thế hoặc điều chỉnh được."
+            )
+            % {"old": invoice.form, "new": settings.form},
+            code="form_changed",
+        )
+    demand = _one_demand(invoice.demand_id)
+    draft = _draft(
+        demand,
+        settings,
+        _seller(market),
+        kind=kind,
+        related=invoice,
+        reason=reason,
+        buyer=buyer,
+        adjustment=adjustment,
+    )
+    if kind == Invoice.Kind.REPLACEMENT:
+        allowed = [Invoice.Status.SIGNED, Invoice.Status.ADJUSTED]
+        new_status = Invoice.Status.REPLACED
+    else:
+        allowed = [Invoice.Status.SIGNED, Invoice.Status.ADJUSTED]
+        new_status = Invoice.Status.ADJUSTED
+    with transaction.atomic():
+        # Conditional update + row count (the status style of Invoice): a second replacement
+        # of the same invoice waits here for the first, then finds it replaced and stops;
+        # the whole transaction, number included, rolls back.
+        changed = Invoice.objects.filter(pk=invoice.pk, status__in=allowed).update(
+            status=new_status
+        )
+        if changed != 1:
+            current = Invoice.objects.filter(pk=invoice.pk).values_list("status", flat=True).first()
+            raise Conflict(
+                _("Hóa đơn %(label)s %(status)s; không thể %(action)s.")
+                % {
+                    "label": invoice.label,
+                    "status": Invoice.Status(current).label.lower() if current else "",
+                    "action": _("thay thế")
+                    if kind == Invoice.Kind.REPLACEMENT
+                    else _("điều chỉnh"),
+                },
+                code="invoice_already_replaced",
+            )
+        outcome = _issue(
+            market=market,
+            settings=settings,
+            key=key,
+            drafts=[draft],
+            user=user,
+            signing_time=signing_time,
+        )
+        corrected = _single(outcome)
+    invoice.status = new_status
+    return corrected
+
+
+def invoice_replace(
+    *, invoice: Invoice, reason: str, user: Any = None, buyer: BuyerCorrection | None = None
+) -> Invoice:
+    """A replacement invoice (TTHDLQuan, TCHDon = 1): the demand's lines and the holder's current
+    data (or ``buyer`` corrections), the next number, a link to ``invoice``; ``invoice`` becomes
+    "replaced"."""
+    return _correct(
+        invoice=invoice, kind=Invoice.Kind.REPLACEMENT, reason=reason, user=user, buyer=buyer
+    )
+
+
+def invoice_adjust(
+    *,
+    invoice: Invoice,
+    reason: str,
+    lines: Sequence[AdjustmentLine] = (),
+    user: Any = None,
+    buyer: BuyerCorrection | None = None,
+) -> Invoice:
+    """An adjustment invoice (TCHDon = 2) linked to ``invoice``: additional amounts in
+    ``lines``, or, without lines, an adjustment of information with a note line and zero
+    totals; ``invoice`` becomes "adjusted"."""
+    return _correct(
+        invoice=invoice,
+        kind=Invoice.Kind.ADJUSTMENT,
+        reason=reason,
+        user=user,
+        buyer=buyer,
+        adjustment=list(lines),
+    )
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def invoice_filter(
+    queryset: QuerySet[Invoice],
+    *,
+    period: date | None = None,
+    status: str | None = None,
+    serial: str | None = None,
+    buyer: str | None = None,
+    kind: str | None = None,
+) -> QuerySet[Invoice]:
+    """The list filters of the pages and the API."""
+    if period:
+        queryset = queryset.filter(period=period)
+    if status:
+        queryset = queryset.filter(status=status)
+    if serial:
+        serial = serial.strip().upper()
+        # "C26TAA" or "1C26TAA" (form + serial, as invoices are named)
+        if len(serial) == 7 and serial[0].isdigit():
+            queryset = queryset.filter(form=serial[0], serial_code=serial[1:])
+        else:
+            queryset = queryset.filter(serial_code=serial)
+    if buyer:
+        buyer = buyer.strip()
+        queryset = queryset.filter(
+            Q(buyer_name__icontains=buyer)
+            | Q(buyer_tax_code=buyer)
+            | Q(buyer_citizen_id=buyer)
+            | Q(buyer_code__iexact=buyer)
+            | Q(stall_code__iexact=buyer)
+            | Q(payment_code__iexact=buyer)
+        )
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    return queryset
