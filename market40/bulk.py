@@ -2,36 +2,51 @@
 
 ``bulk_create`` splits rows into batches bounded by the database's parameter limit
 (about 60 demands per INSERT on SQLite), so the query count grows with the batch size.
-``insert_rows`` sends one prepared INSERT with ``executemany`` instead: one round of
-statement preparation whatever the number of rows (psycopg 3 pipelines it), and
-values are converted by each field's own ``get_db_prep_save`` exactly as the ORM does.
+``insert_rows`` sends the rows in one statement whatever their number: ``COPY … FROM
+STDIN`` on PostgreSQL, one prepared INSERT with ``executemany`` on SQLite; dates are
+converted by each field's own ``get_db_prep_save`` exactly as the ORM does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 
 def insert_rows(
     model: type[models.Model], field_names: Sequence[str], rows: Iterable[Sequence[object]]
 ) -> None:
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per use
     fields = [model._meta.get_field(name) for name in field_names]
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = db.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
+    # Dates and JSON go through the field's own conversion; a Decimal is passed as is
+    # (both drivers adapt it exactly; callers quantize to the field's places).
     preps = [
-        (lambda v, f=f: f.get_db_prep_save(v, connection))
-        if isinstance(f, models.DateField | models.DecimalField | models.JSONField)
+        (lambda v, f=f: f.get_db_prep_save(v, db))
+        if isinstance(f, models.DateField | models.JSONField)
         else None
         for f in fields
     ]
-    converted = (
-        [v if p is None else p(v) for v, p in zip(row, preps, strict=True)] for row in rows
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", converted)
+    if not any(preps):
+        converted: Iterable[Sequence[object]] = rows
+    else:
+        converted = (
+            [v if p is None else p(v) for v, p in zip(row, preps, strict=True)] for row in rows
+        )
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            # COPY streams every row in one statement: on PostgreSQL an executemany is
+            # still one round trip per row.
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in converted:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", converted
+            )
 
 
 def update_rows(
