@@ -252,8 +252,10 @@ api.add_router("", vietqr_router)
 
 
 # Every app's Router, mounted after the handlers above so that they apply to all.
+from exports.api import router as exports_router  # noqa: E402
 from invoicing.api import router as invoicing_router  # noqa: E402
 from payments.api import router as payments_router  # noqa: E402
 
 api.add_router("", payments_router)
 api.add_router("/", invoicing_router)
+api.add_router("", exports_router)

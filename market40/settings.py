@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "market40.apps.Market40Config",
     "payments.apps.PaymentsConfig",
     "invoicing.apps.InvoicingConfig",
+    "exports.apps.ExportsConfig",
 ]
 
 MIDDLEWARE = [

@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("payments.workbench_urls")),
     path("", include("market40.pay_urls")),
     path("", include("invoicing.urls")),
+    path("", include("exports.urls")),
     path("", include("market40.web_urls")),
 ]
