@@ -11,8 +11,8 @@ from django.dispatch import Signal
 # credits to the new demands here.
 demands_billed = Signal()
 
-# A demand became fully paid (status paid or overpaid). kwargs: demand_id (int).
-# Invoicing enqueues the issuance task here.
+# Demands became fully paid (status paid or overpaid). kwargs: demand_ids (list of int),
+# one signal per committed batch. Invoicing enqueues the issuance tasks here.
 demand_fully_paid = Signal()
 
 # seed_demo created a demo market. kwargs: market. Receivers return lines to print

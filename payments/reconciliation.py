@@ -146,14 +146,18 @@ def _settle(demand: FeeDemand, paid: int) -> bool:
     now_paid = status in (FeeDemand.Status.PAID, FeeDemand.Status.OVERPAID)
     if now_paid and not was_paid:
         demand.paid_at = timezone.now()
-        demand_id = demand.pk
-        transaction.on_commit(
-            lambda: signals.demand_fully_paid.send(sender=FeeDemand, demand_id=demand_id)
-        )
     elif not now_paid:
         demand.paid_at = None
     demand.paid_vnd, demand.status = paid, status
     return now_paid and not was_paid
+
+
+def _announce_paid(demand_ids: list[int]) -> None:
+    """Tell the invoicing app, once per committed batch, which demands became paid."""
+    if demand_ids:
+        transaction.on_commit(
+            lambda: signals.demand_fully_paid.send(sender=FeeDemand, demand_ids=demand_ids)
+        )
 
 
 def _paid_sums(demand_ids: Iterable[int]) -> dict[int, int]:
@@ -171,7 +175,8 @@ def _paid_sums(demand_ids: Iterable[int]) -> dict[int, int]:
 def refresh_demand(demand_id: int) -> FeeDemand:
     """Recompute a (locked) demand's paid amount and status from its allocation rows."""
     demand = FeeDemand.objects.get(pk=demand_id)
-    _settle(demand, _paid_sums([demand_id]).get(demand_id, 0))
+    if _settle(demand, _paid_sums([demand_id]).get(demand_id, 0)):
+        _announce_paid([demand_id])
     FeeDemand.objects.filter(pk=demand_id).update(
         paid_vnd=demand.paid_vnd, status=demand.status, paid_at=demand.paid_at
     )
@@ -310,8 +315,7 @@ def _reconcile_chunk(ids: list[int]) -> dict[int, Outcome]:
         if touched:
             sums = _paid_sums(touched)
             demands = [locked[pk] for pk in touched]
-            for demand in demands:
-                _settle(demand, sums.get(demand.pk, 0))
+            _announce_paid([d.pk for d in demands if _settle(d, sums.get(d.pk, 0))])
             update_rows(FeeDemand, ["paid_vnd", "status", "paid_at"], demands)
         tx_sums: dict[int, dict[str, int]] = {}
         for tx_id, kind, total in (

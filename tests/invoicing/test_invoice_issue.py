@@ -150,7 +150,7 @@ def test_the_payment_signal_issues_the_invoice_when_the_market_asks_for_it(paid_
     invoicing_a.save()
     demand = paid_a[1]
 
-    demand_fully_paid.send(sender=FeeDemand, demand_id=demand.pk)
+    demand_fully_paid.send(sender=FeeDemand, demand_ids=[demand.pk])
 
     invoice = Invoice.objects.get(demand=demand)
     assert invoice.issued_by is None  # automatic
@@ -158,7 +158,7 @@ def test_the_payment_signal_issues_the_invoice_when_the_market_asks_for_it(paid_
 
 
 def test_the_payment_signal_issues_nothing_when_automatic_issuance_is_off(paid_a, invoicing_a):
-    demand_fully_paid.send(sender=FeeDemand, demand_id=paid_a[0].pk)
+    demand_fully_paid.send(sender=FeeDemand, demand_ids=[paid_a[0].pk])
 
     assert not Invoice.objects.exists()
 
@@ -169,7 +169,7 @@ def test_the_signal_receiver_only_enqueues_and_never_signs(paid_a, invoicing_a):
     invoicing_a.save()
     default_task_backend.clear()
 
-    demand_fully_paid.send(sender=FeeDemand, demand_id=paid_a[0].pk)
+    demand_fully_paid.send(sender=FeeDemand, demand_ids=[paid_a[0].pk])
 
     assert not Invoice.objects.exists()
     (queued,) = default_task_backend.results
@@ -182,7 +182,7 @@ def test_a_failing_enqueue_never_breaks_the_payment(paid_a, invoicing_a):
     invoicing_a.auto_issue_on_payment = True
     invoicing_a.save()
 
-    demand_fully_paid.send(sender=FeeDemand, demand_id=paid_a[0].pk)  # no exception
+    demand_fully_paid.send(sender=FeeDemand, demand_ids=[paid_a[0].pk])  # no exception
 
     assert not Invoice.objects.exists()
 
@@ -193,7 +193,7 @@ def test_issuing_twice_returns_the_same_invoice_and_takes_one_number(paid_a, inv
     demand = paid_a[0]
 
     first = services.invoice_issue_for_demand(demand=demand)
-    demand_fully_paid.send(sender=FeeDemand, demand_id=demand.pk)  # a redelivered payment
+    demand_fully_paid.send(sender=FeeDemand, demand_ids=[demand.pk])  # a redelivered payment
     again = services.invoice_issue_for_demand(demand=demand)
 
     assert first.pk == again.pk

@@ -320,8 +320,8 @@ def test_demand_fully_paid_is_sent_once_when_the_demand_becomes_paid(
     demand = demands[0]
     sent: list[int] = []
 
-    def receiver(sender, demand_id, **kwargs):
-        sent.append(demand_id)
+    def receiver(sender, demand_ids, **kwargs):
+        sent.extend(demand_ids)
 
     signals.demand_fully_paid.connect(receiver, weak=False)
     try:
