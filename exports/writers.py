@@ -102,6 +102,18 @@ def ddmmyyyy(day: date | None) -> str:
     return f"{day.day:02d}/{day.month:02d}/{day.year:04d}" if day else ""
 
 
+def csv_text(value: Any) -> Any:
+    """A text cell of a CSV as Excel will not run it: text beginning with = + - @ (or a tab or
+    carriage return) gets a leading apostrophe, which Excel shows as text (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_row(values: Sequence[Any]) -> list[Any]:
+    return [csv_text(value) for value in values]
+
+
 def _tick(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(done, total)
@@ -313,20 +325,22 @@ def write_xml_zip(
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, data, compresslevel=compresslevel)
                 manifest.writerow(
-                    [
-                        name,
-                        form,
-                        serial,
-                        number,
-                        ddmmyyyy(issue_date),
-                        buyer,
-                        buyer_tax_code or buyer_citizen_id,
-                        net,
-                        vat,
-                        payable,
-                        statuses.get(status, status),
-                        digest,
-                    ]
+                    _csv_row(
+                        [
+                            name,
+                            form,
+                            serial,
+                            number,
+                            ddmmyyyy(issue_date),
+                            buyer,
+                            buyer_tax_code or buyer_citizen_id,
+                            net,
+                            vat,
+                            payable,
+                            statuses.get(status, status),
+                            digest,
+                        ]
+                    )
                 )
                 result.rows += 1
                 result.totals["total_payable_vnd"] += payable
@@ -673,23 +687,25 @@ def write_bangke_csv(
     ):
         totals.add(row)
         writer.writerow(
-            [
-                index,
-                row.label,
-                row.number,
-                ddmmyyyy(row.issue_date),
-                row.authority_code,
-                row.buyer_name,
-                row.buyer_id,
-                row.stall_code,
-                row.net_vnd,
-                row.rate,
-                row.vat_vnd,
-                row.net_vnd + row.vat_vnd,
-                ddmmyyyy(row.paid_on),
-                row.references,
-                row.status,
-            ]
+            _csv_row(
+                [
+                    index,
+                    row.label,
+                    row.number,
+                    ddmmyyyy(row.issue_date),
+                    row.authority_code,
+                    row.buyer_name,
+                    row.buyer_id,
+                    row.stall_code,
+                    row.net_vnd,
+                    row.rate,
+                    row.vat_vnd,
+                    row.net_vnd + row.vat_vnd,
+                    ddmmyyyy(row.paid_on),
+                    row.references,
+                    row.status,
+                ]
+            )
         )
     writer.writerow(
         [

@@ -19,9 +19,10 @@ cell-for-cell the same workbook (and property-tests the escaping of any text);
 
 Values: ``None`` and ``""`` are empty cells; ``str``; ``int``, ``float``, ``Decimal``;
 ``date``/``datetime`` (naive; shown ``dd/mm/yyyy`` unless styled otherwise); and
-``Styled(value, style)`` for a style registered with ``register_style``. Characters XML 1.0
-cannot carry (control characters in a bank's transfer content, say) are dropped on both
-paths rather than failing the export.
+``Styled(value, style)`` for a style registered with ``register_style``. Text is always text,
+never a formula, even when it begins with "=". Characters XML 1.0 cannot carry (control
+characters in a bank's transfer content, say) are dropped on both paths rather than failing
+the export.
 """
 
 from __future__ import annotations
@@ -189,16 +190,23 @@ class StockSheet(_DateStyle, WriteOnlyWorksheet):
         style = None
         if type(value) is Styled:
             value, style = value.value, value.style
-        if isinstance(value, str):
+        text = isinstance(value, str)
+        if text:
             value = xml_text(value)
         if value == "":
             value = None
         if style is None and isinstance(value, date | datetime):
             style = self.date_style()
-        if style is None or value is None:
+        # openpyxl takes text beginning with "=" for a formula; exports write data, never
+        # formulas (a stall holder named "=HYPERLINK(…)" stays a name).
+        formula_like = text and value is not None and value.startswith("=")
+        if (style is None and not formula_like) or value is None:
             return value
         cell = WriteOnlyCell(self, value=value)
-        cell._style = copy(self.parent._cell_styles[style])
+        if formula_like:
+            cell.data_type = "s"
+        if style is not None:
+            cell._style = copy(self.parent._cell_styles[style])
         return cell
 
 

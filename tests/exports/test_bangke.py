@@ -139,3 +139,20 @@ def test_a_replaced_invoice_is_listed_but_only_its_replacement_is_totalled(month
     assert statuses[replacement.number].startswith("Hóa đơn thay thế cho 1")
     assert (totals[8], totals[10], totals[11]) == db_totals(month.market)
     assert totals[11] != db_totals(month.market, exclude_replaced=False)[2]
+
+
+def test_a_name_that_looks_like_a_formula_stays_text(month):
+    from market40.models import StallHolder
+
+    holder = month.demands[0].holder
+    StallHolder.objects.filter(pk=holder.pk).update(full_name='=HYPERLINK("http://x","y")')
+    invoicing_services.invoice_replace(invoice=month.invoices[0], reason="Đổi tên người mua")
+
+    sheet = load_sheet(export_bytes("bangke-xlsx", month))
+    names = [row[5] for row in sheet.iter_rows(min_row=2) if row[5].value]
+    formula = next(cell for cell in names if cell.value.startswith("="))
+    assert formula.data_type == "s" and formula.value == '=HYPERLINK("http://x","y")'
+
+    data = export_bytes("bangke-csv", month).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(data)))
+    assert '\'=HYPERLINK("http://x","y")' in [row[5] for row in rows]
