@@ -300,6 +300,22 @@ def _credit_sources(holder_id: int) -> list[tuple[int, int]]:
     return [(r["transaction_id"], r["left"]) for r in rows]
 
 
+def _lock_credit(holder_id: int) -> tuple[dict[int, BankTransaction], list[tuple[int, int]]]:
+    """Lock a holder's credit: the holder row first (two refunds, or a refund and a new
+    bill's credit use, for one holder run one after the other), then the transactions
+    that carry credit; the credit left is read only under those locks."""
+    StallHolder.objects.select_for_update().filter(pk=holder_id).first()
+    txs = {
+        t.pk: t
+        for t in BankTransaction.objects.select_for_update(of=("self",))
+        .filter(pk__in=[s for s, _ in _credit_sources(holder_id)])
+        .order_by("pk")
+    }
+    # A credit that arrived between the two reads is on an unlocked row: it is used or
+    # refunded next time, never touched without its lock.
+    return txs, [(tx_id, left) for tx_id, left in _credit_sources(holder_id) if tx_id in txs]
+
+
 def refund_credit(
     *, holder: StallHolder, amount_vnd: int, reference: str, user: Any, note: str
 ) -> int:
@@ -311,13 +327,7 @@ def refund_credit(
             extra={"fields": {"reference": ["required"]}},
         )
     with transaction.atomic():
-        sources = _credit_sources(holder.pk)
-        txs = {
-            t.pk: t
-            for t in BankTransaction.objects.select_for_update()
-            .filter(pk__in=[s for s, _ in sources])
-            .order_by("pk")
-        }
+        txs, sources = _lock_credit(holder.pk)
         available = sum(left for _, left in sources)
         if not 0 < amount_vnd <= available:
             raise InvalidInput(
@@ -382,13 +392,7 @@ def apply_credits(*, demand_ids: Sequence[int]) -> int:
     )
     for holder_id in sorted(with_credit):
         with transaction.atomic():
-            sources = _credit_sources(holder_id)
-            txs = {
-                t.pk: t
-                for t in BankTransaction.objects.select_for_update()
-                .filter(pk__in=[s for s, _ in sources])
-                .order_by("pk")
-            }
+            txs, sources = _lock_credit(holder_id)
             demands = list(
                 FeeDemand.objects.select_for_update()
                 .filter(
@@ -398,7 +402,6 @@ def apply_credits(*, demand_ids: Sequence[int]) -> int:
                 )
                 .order_by("period", "pk")
             )
-            sources = _credit_sources(holder_id)  # re-read under the locks
             touched_tx: set[int] = set()
             for demand in demands:
                 need = demand.outstanding_vnd
