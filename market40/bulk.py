@@ -67,3 +67,35 @@ def update_rows(
     )
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
+
+
+def insert_or_skip(obj: models.Model, conflict_fields: Sequence[str]) -> bool:
+    """Insert ``obj`` unless a row with the same ``conflict_fields`` exists; on insert,
+    set its primary key and return True.
+
+    One ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING pk`` (PostgreSQL, and SQLite
+    since 3.35) in place of an existence check, a savepoint, an INSERT and a release:
+    a concurrent insert of the same key waits for the other transaction and then
+    does nothing, so two racing redeliveries can never both insert or both fail.
+    ``conflict_fields`` must be exactly the columns of a unique constraint."""
+    db = connections[DEFAULT_DB_ALIAS]
+    meta = obj._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key or obj.pk is not None]
+    quote = db.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+    target = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({target}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = db.alias
+    return True

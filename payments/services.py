@@ -4,7 +4,7 @@
 anything else (in its own committed statement, so nothing later can roll it back),
 verifies it with the connection's provider module on the raw bytes, turns each transfer
 into a ``BankTransaction`` (unique per connection and provider id: a redelivery creates
-nothing), and, after that commits, enqueues the processing (reconciliation) task. A
+nothing), and enqueues the processing (reconciliation) task with that commit. A
 failure in processing is written on the event and replayed by
 ``manage.py reprocess_webhooks``.
 """
@@ -17,13 +17,15 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from market40.bulk import insert_or_skip
 from market40.errors import InvalidInput, NotFound
 from market40.models import Market, ReceivingAccount
+from market40.tasking import enqueues_in_transaction
 from payments.models import BankConnection, BankTransaction, Provider, WebhookEvent
 from payments.providers import PROVIDERS, Transfer, WebhookRejected
 
@@ -169,8 +171,11 @@ def _verify_and_store(connection, module, event, body, headers) -> Delivery:
             {"success": False, "code": rejected.reason, "message": rejected.message_vi},
             reason=rejected.reason,
         )
-    # One commit for the transfers and the event's outcome (the raw delivery is already
-    # committed on its own above).
+    from payments.tasks import process_event
+
+    # One commit for the transfers, the event's outcome and, on a database task queue,
+    # the processing task (the raw delivery is already committed on its own above).
+    in_transaction = enqueues_in_transaction(process_event)
     with transaction.atomic():
         created = store_transfers(connection=connection, event=event, transfers=transfers)
         if transfers and all(t.is_test for t in transfers):
@@ -183,9 +188,9 @@ def _verify_and_store(connection, module, event, body, headers) -> Delivery:
         event.new_transactions = len(created)
         status, answer = module.success_response()
         delivery = _finish(event, outcome, status, answer)
-    if created:
-        from payments.tasks import process_event
-
+        if created and in_transaction:
+            process_event.enqueue(event.pk)
+    if created and not in_transaction:
         process_event.enqueue(event.pk)
     return delivery
 
@@ -218,8 +223,8 @@ def store_transfers(
     source: str = BankTransaction.Source.WEBHOOK,
 ) -> list[BankTransaction]:
     """One BankTransaction per new transfer; known (connection, provider id) pairs are
-    skipped. Each insert runs in its own savepoint, so a concurrent redelivery that wins
-    the race turns into an IntegrityError here and is counted as a duplicate."""
+    skipped by the database itself (``insert_or_skip``): a concurrent redelivery that
+    wins the race makes this insert a no-op, counted as a duplicate."""
     created: list[BankTransaction] = []
     for transfer in transfers:
         tx = BankTransaction(
@@ -241,16 +246,8 @@ def store_transfers(
             running_balance_vnd=transfer.running_balance_vnd,
             is_test=transfer.is_test,
         )
-        if BankTransaction.objects.filter(
-            connection=connection, provider_transaction_id=tx.provider_transaction_id
-        ).exists():
-            continue
-        try:
-            with transaction.atomic():
-                tx.save()
-        except IntegrityError:
-            continue
-        created.append(tx)
+        if insert_or_skip(tx, ["connection", "provider_transaction_id"]):
+            created.append(tx)
     return created
 
 
