@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 
 def insert_rows(
@@ -54,19 +54,43 @@ def update_rows(
     field_names: Sequence[str],
     objects: Iterable[models.Model],
 ) -> None:
-    """Write ``field_names`` of many objects with one prepared UPDATE … WHERE pk = %s
-    sent by ``executemany``. ``bulk_update`` builds a CASE WHEN per object and field,
-    which costs more Python time than the database spends on the rows."""
+    """Write ``field_names`` of many objects in one statement per call.
+
+    On PostgreSQL: one ``UPDATE … FROM unnest(%s::type[], …)``, the columns sent as
+    arrays (an ``executemany`` there is still one statement per row, even pipelined).
+    On SQLite: one prepared ``UPDATE … WHERE pk = %s`` run by ``executemany``.
+    ``bulk_update`` builds a CASE WHEN per object and field, which costs more Python
+    time than the database spends on the rows."""
+    db = connections[DEFAULT_DB_ALIAS]
     fields = [model._meta.get_field(name) for name in field_names]
-    table = connection.ops.quote_name(model._meta.db_table)
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
-    pk = connection.ops.quote_name(model._meta.pk.column)
-    rows = (
-        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields] + [obj.pk]
+    quote = db.ops.quote_name
+    table = quote(model._meta.db_table)
+    pk_field = model._meta.pk
+    pk = quote(pk_field.column)
+    rows = [
+        [f.get_db_prep_save(getattr(obj, f.attname), db) for f in fields] + [obj.pk]
         for obj in objects
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
+    ]
+    if not rows:
+        return
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            columns = list(zip(*rows, strict=True))
+            types = [f.cast_db_type(db) for f in fields] + [pk_field.cast_db_type(db)]
+            names = [f"c{i}" for i in range(len(types))]
+            arrays = ", ".join(f"%s::{t}[]" for t in types)
+            assignments = ", ".join(
+                f"{quote(f.column)} = v.{name}" for f, name in zip(fields, names, strict=False)
+            )
+            source = f"unnest({arrays}) AS v({', '.join(names)})"
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM {source} "
+                f"WHERE {table}.{pk} = v.{names[-1]}",
+                [list(column) for column in columns],
+            )
+        else:
+            assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
 
 
 def insert_or_skip(obj: models.Model, conflict_fields: Sequence[str]) -> bool:
