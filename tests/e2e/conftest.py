@@ -10,6 +10,7 @@ import os
 import shutil
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -17,6 +18,7 @@ ARGS = [
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
+    "--lang=vi-VN",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -45,6 +47,10 @@ def browser(chromium_path, live_server):
         try:
             yield browser
         finally:
+            # The test's ORM calls made while Playwright runs get their own connection
+            # (Django keeps connections in context-local storage); close it here, in that
+            # context, or PostgreSQL refuses to drop the test database at the end.
+            connections.close_all()
             browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
