@@ -58,7 +58,7 @@ def update_rows(
 
     On PostgreSQL: one ``UPDATE … FROM unnest(%s::type[], …)``, the columns sent as
     arrays (an ``executemany`` there is still one statement per row, even pipelined).
-    On SQLite: one prepared ``UPDATE … WHERE pk = %s`` run by ``executemany``.
+    On SQLite, and for a single row: one prepared ``UPDATE … WHERE pk = %s``.
     ``bulk_update`` builds a CASE WHEN per object and field, which costs more Python
     time than the database spends on the rows."""
     db = connections[DEFAULT_DB_ALIAS]
@@ -74,7 +74,7 @@ def update_rows(
     if not rows:
         return
     with db.cursor() as cursor:
-        if db.vendor == "postgresql":
+        if db.vendor == "postgresql" and len(rows) > 1:
             columns = list(zip(*rows, strict=True))
             types = [f.cast_db_type(db) for f in fields] + [pk_field.cast_db_type(db)]
             names = [f"c{i}" for i in range(len(types))]
@@ -102,17 +102,31 @@ def insert_or_skip(obj: models.Model, conflict_fields: Sequence[str]) -> bool:
     a concurrent insert of the same key waits for the other transaction and then
     does nothing, so two racing redeliveries can never both insert or both fail.
     ``conflict_fields`` must be exactly the columns of a unique constraint."""
+    return _insert_returning(obj, conflict_fields)
+
+
+def insert_one(obj: models.Model) -> None:
+    """``obj.save(force_insert=True)`` in one prepared INSERT … RETURNING pk, without the
+    ORM's per-call query compilation: for the few hot single-row inserts (a webhook
+    delivery) where that compilation costs more than the database does."""
+    _insert_returning(obj, None)
+
+
+def _insert_returning(obj: models.Model, conflict_fields: Sequence[str] | None) -> bool:
     db = connections[DEFAULT_DB_ALIAS]
     meta = obj._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key or obj.pk is not None]
     quote = db.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     values = [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
-    target = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
     placeholders = ", ".join(["%s"] * len(fields))
+    conflict = ""
+    if conflict_fields:
+        target = ", ".join(quote(meta.get_field(name).column) for name in conflict_fields)
+        conflict = f"ON CONFLICT ({target}) DO NOTHING "
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({target}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+        f"{conflict}RETURNING {quote(meta.pk.column)}"
     )
     with db.cursor() as cursor:
         cursor.execute(sql, values)

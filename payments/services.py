@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from market40.bulk import insert_or_skip
+from market40.bulk import insert_one, insert_or_skip, update_rows
 from market40.errors import InvalidInput, NotFound
 from market40.models import Market, ReceivingAccount
 from market40.tasking import enqueues_in_transaction
@@ -112,12 +112,13 @@ def webhook_receive(
         raise NotFound(_("Không có kết nối ngân hàng này."))
     module = PROVIDERS[provider]
     # Store first: this INSERT commits on its own before the body is trusted at all.
-    event = WebhookEvent.objects.create(
+    event = WebhookEvent(
         connection=connection,
         remote_addr=remote_addr[:64],
         headers=_stored_headers(headers),
         body=body,
     )
+    insert_one(event)
     try:
         return _verify_and_store(connection, module, event, body, headers)
     except Exception:
@@ -195,23 +196,24 @@ def _verify_and_store(connection, module, event, body, headers) -> Delivery:
     return delivery
 
 
+FINISH_FIELDS = [
+    "outcome",
+    "http_status",
+    "reason",
+    "verify_scheme",
+    "verify_detail",
+    "transfer_count",
+    "new_transactions",
+]
+
+
 def _finish(
     event: WebhookEvent, outcome: str, status: int, body: dict, *, reason: str = ""
 ) -> Delivery:
     event.outcome = outcome
     event.http_status = status
     event.reason = reason[:100]
-    event.save(
-        update_fields=[
-            "outcome",
-            "http_status",
-            "reason",
-            "verify_scheme",
-            "verify_detail",
-            "transfer_count",
-            "new_transactions",
-        ]
-    )
+    update_rows(WebhookEvent, FINISH_FIELDS, [event])
     return Delivery(status=status, body=body, event_id=event.pk)
 
 
