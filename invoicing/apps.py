@@ -7,7 +7,7 @@ class InvoicingConfig(AppConfig):
     verbose_name = _("Hóa đơn điện tử")
 
     def ready(self) -> None:
-        from invoicing import receivers
+        from invoicing import checks, receivers  # noqa: F401  (registers the checks)
         from market40.signals import demand_fully_paid
 
         demand_fully_paid.connect(

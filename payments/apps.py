@@ -7,4 +7,4 @@ class PaymentsConfig(AppConfig):
     verbose_name = _("Thanh toán")
 
     def ready(self) -> None:
-        from payments import receivers  # noqa: F401  (connects signal receivers)
+        from payments import checks, receivers  # noqa: F401  (registers checks, receivers)

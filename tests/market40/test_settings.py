@@ -27,6 +27,7 @@ def _production_env(tmp_path):
         HTTPS="1",
         ALLOWED_HOSTS="cho.example.vn",
         SECRET_KEY_FILE=str(secret),
+        CONNECTION_SECRETS_KEY="connection-secrets-key-kept-apart-from-SECRET_KEY-4c3b2a19",
         MARKET40_VAR_DIR=str(tmp_path / "var"),
         DJANGO_SETTINGS_MODULE="market40.settings",
     )
@@ -38,6 +39,14 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_connection_secrets_follow_secret_key(tmp_path):
+    env = _production_env(tmp_path)
+    env.pop("CONNECTION_SECRETS_KEY")
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "payments.W001" in result.stdout + result.stderr
 
 
 def test_debug_is_off_unless_asked_for(tmp_path):
