@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format oracles bench screenshots clean
+.PHONY: install run serve test lint format oracles bench screenshots demo-month clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ run: install
 	@echo "  Quản lý / manager:  http://$(HOST):$(PORT)/manage/   (demo logins above)"
 	@echo "  API docs:           http://$(HOST):$(PORT)/api/v1/docs"
 	@echo "  Admin:              http://$(HOST):$(PORT)/admin/"
+	@echo "  Một tháng trọn vẹn / a whole month:  $(BIN)/python manage.py demo_month --stalls 200"
 	@echo ""
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
@@ -48,6 +49,11 @@ oracles:
 
 bench: install
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+## make demo-month: one whole month end to end on the configured database (SQLite by default).
+demo-month: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_month --stalls $(or $(STALLS),200)
 
 ## make screenshots: the browser tests, saving the README screenshots to docs/screenshots/.
 screenshots: install

@@ -1505,16 +1505,16 @@ def default_ledger_path(market_code: str, period: date) -> Path:
 def ledger_stored_check(ledger: dict[str, Any], connection: BankConnection) -> dict[str, int]:
     """What the service stored against what the ledger says it should: transfers that
     should exist (delivered, not forged) and do, are missing, or exist but should not."""
+    carried = {
+        ptid
+        for d in ledger["deliveries"]
+        if d["outcome"] == "delivered"
+        for ptid in d["provider_transaction_ids"]
+    }
     should = {
         t["provider_transaction_id"]
         for t in ledger["transfers"]
-        if t["delivered"]
-        and not t["forged"]
-        and any(
-            d["outcome"] == "delivered"
-            and t["provider_transaction_id"] in d["provider_transaction_ids"]
-            for d in ledger["deliveries"]
-        )
+        if t["delivered"] and not t["forged"] and t["provider_transaction_id"] in carried
     }
     should_not = {
         t["provider_transaction_id"]
