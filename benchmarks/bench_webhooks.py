@@ -134,6 +134,43 @@ def run_load(
     return result
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the gunicorn workers, the PostgreSQL server processes
+    and this process (the load generator): where a request's cost is paid (Linux)."""
+    children = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == server_pid or name == "postgres":
+                children.append((name, int(pid)))
+    return {
+        "server": sum(_cpu_s(p) for n, p in children if n != "postgres") + _cpu_s(server_pid),
+        "database": sum(_cpu_s(p) for n, p in children if n == "postgres"),
+        "load generator": _cpu_s(os.getpid()),
+    }
+
+
+def cpu_per_request(before: dict, after: dict, requests: int) -> str:
+    return ", ".join(
+        f"{name} {(after[name] - before[name]) / requests * 1000:.2f}" for name in before
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -343,6 +380,7 @@ def main() -> None:
             time_limit_s=30,
             sign=sign,
         )
+        cpu_before = cpu_snapshot(server.pid)
         baseline = run_load(
             port=port,
             path="/bench/baseline/",
@@ -351,6 +389,7 @@ def main() -> None:
             time_limit_s=args.time_limit,
             sign=sign,
         )
+        cpu_between = cpu_snapshot(server.pid)
         webhooks = run_load(
             port=port,
             path=connection.webhook_path,
@@ -359,6 +398,7 @@ def main() -> None:
             time_limit_s=args.time_limit,
             sign=sign,
         )
+        cpu_after = cpu_snapshot(server.pid)
     finally:
         server.terminate()
         try:
@@ -376,6 +416,7 @@ def main() -> None:
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # a log line per task
         )
         drain_s = time.perf_counter() - started
 
@@ -415,6 +456,12 @@ def main() -> None:
         f"   p99 {baseline.percentile(0.99):6.1f} ms"
     )
     print(f"  ratio webhooks / baseline {ratio:>6.1%}   target ≥ 40 %")
+    print(
+        "  CPU ms per request: webhooks "
+        + cpu_per_request(cpu_between, cpu_after, len(webhooks.latencies_ms))
+        + "; baseline "
+        + cpu_per_request(cpu_before, cpu_between, len(baseline.latencies_ms))
+    )
     print(f"  p99 target ≤ 100 ms: {'met' if webhooks.percentile(0.99) <= 100 else 'NOT met'}")
     print(
         f"  stored transactions {len(stored_ids):,} for {len(expected_ids):,} distinct "

@@ -102,12 +102,23 @@ def _verify_options(connection: BankConnection) -> dict[str, Any]:
     return {}
 
 
+def _active_connection(provider: str, connection_id: str) -> BankConnection | None:
+    # Every delivery starts here: a plain prepared SELECT by primary key costs a fifth
+    # of the ORM's query compilation, which showed in the webhook benchmark.
+    table = BankConnection._meta.db_table
+    found = list(
+        BankConnection.objects.raw(
+            f"SELECT * FROM {table} WHERE id = %s AND provider = %s AND active",  # noqa: S608
+            [connection_id, provider],
+        )
+    )
+    return found[0] if found else None
+
+
 def webhook_receive(
     *, provider: str, connection_id: str, body: bytes, headers: dict[str, str], remote_addr: str
 ) -> Delivery:
-    connection = BankConnection.objects.filter(
-        pk=connection_id, provider=provider, active=True
-    ).first()
+    connection = _active_connection(provider, connection_id)
     if connection is None:
         raise NotFound(_("Không có kết nối ngân hàng này."))
     module = PROVIDERS[provider]
