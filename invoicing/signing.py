@@ -16,7 +16,8 @@ Signing (spec §6.1, §11.3) produces exactly this layout, on one line, inside `
 The signature is spliced into the caller's bytes: everything outside ``DSCKS/NBan`` stays
 byte-identical (spec §3.1, §6.2 pitfall 5: never re-serialise a signed invoice). ``SignedInfo``
 and the ``Object`` are written by us, so we write their canonical form directly instead of
-canonicalising them; only ``DLHDon`` goes through C14N, once.
+canonicalising them; only ``DLHDon`` goes through C14N, once, and not at all for an invoice
+just built by ``xml.build_unsigned_invoice``, which brings its canonical DLHDon along.
 
 Independent check with Debian ``xmlsec1`` (1.2.37), where ``cert.pem`` is the signer certificate::
 
@@ -40,7 +41,6 @@ import base64
 import hashlib
 import os
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -55,6 +55,14 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from lxml import etree
+
+from invoicing.xml import (
+    InvoiceXmlError,
+    UnsafeXmlError,
+    UnsignedInvoice,
+    safe_parse,
+    safe_parser,
+)
 
 __all__ = [
     "MAX_XML_BYTES",
@@ -142,52 +150,25 @@ class VerificationError(ValueError):
 # Safe parsing
 
 
-_parsers = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    # One parser per thread: lxml parser objects must not be used by two threads at once, and
-    # building one per call costs more than the parse of a small invoice.
-    parser = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            huge_tree=False,
-            load_dtd=False,
-            dtd_validation=False,
-            remove_blank_text=False,
-            remove_comments=False,
-            collect_ids=False,
-        )
-        _parsers.parser = parser
-    return parser
+_DECLARATION_REFUSED = (
+    "XML with a DOCTYPE or entity declarations is refused "
+    "(external or expanding entities: XXE, billion laughs)"
+)
 
 
 def _parse(data: bytes, error: type[ValueError]) -> etree._Element:
-    """Parse untrusted XML: size limit, no DTD (XXE, billion laughs), no network."""
+    """Parse untrusted XML with ``xml.safe_parse`` (size limit, no DTD: XXE, billion laughs;
+    no network), reporting a refusal as ``error``."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise error("XML must be given as bytes")
     if len(data) > MAX_XML_BYTES:
         raise error(f"XML document too large: {len(data)} bytes > {MAX_XML_BYTES}")
-    # The byte check refuses a DOCTYPE before libxml2 sees it; the docinfo check below catches
-    # one hidden by a non-UTF-8 encoding. Invoices never carry a DTD.
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise error(
-            "XML with a DOCTYPE or entity declarations is refused "
-            "(external or expanding entities: XXE, billion laughs)"
-        )
     try:
-        root = etree.fromstring(bytes(data), _parser())
-    except etree.XMLSyntaxError as exc:
-        raise error(f"malformed XML: {exc}") from exc
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise error(
-            "XML with a DOCTYPE or entity declarations is refused "
-            "(external or expanding entities: XXE, billion laughs)"
-        )
-    return root
+        return safe_parse(data, max_bytes=MAX_XML_BYTES)
+    except UnsafeXmlError as exc:  # not the size (checked above): a DOCTYPE or an ENTITY
+        raise error(_DECLARATION_REFUSED) from exc
+    except InvoiceXmlError as exc:
+        raise error(exc.message) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +193,7 @@ def _canonicalize(
     if exclude is None and not element.nsmap and not exclusive:
         # No namespace in scope: the quirk cannot occur and the direct path is exact.
         return etree.tostring(element, method="c14n", with_comments=with_comments)
-    copy = etree.fromstring(etree.tostring(element, with_tail=False), _parser())
+    copy = etree.fromstring(etree.tostring(element, with_tail=False), safe_parser())
     if exclude is not None:
         position = next((i for i, node in enumerate(element.iter()) if node is exclude), None)
         if position is not None:
@@ -462,7 +443,7 @@ def _as_aware(moment: datetime) -> datetime:
 
 
 def sign_invoice(
-    unsigned_xml: bytes,
+    unsigned_xml: bytes | UnsignedInvoice,
     key: SigningKey,
     *,
     signing_time: datetime,
@@ -470,7 +451,11 @@ def sign_invoice(
 ) -> bytes:
     """Sign an unsigned ``HDon`` as the seller and return the signed bytes (spec §6.1).
 
-    ``unsigned_xml`` is a UTF-8 ``HDon`` whose ``DSCKS`` starts with an empty ``NBan``.
+    ``unsigned_xml`` is a UTF-8 ``HDon`` whose ``DSCKS`` starts with an empty ``NBan``, or the
+    :class:`~invoicing.xml.UnsignedInvoice` that ``xml.build_unsigned_invoice`` returns: the
+    builder already knows what would be read back from the bytes (the DLHDon Id, the seller's
+    MST, DLHDon in canonical form; no namespace, no DTD, an empty ``DSCKS/NBan``), so nothing
+    is parsed or canonicalised again, and the result is the same bytes as signing its ``xml``.
     ``signing_time`` is written as Vietnam local time; a naive value is taken as already local.
     ``signature_id`` defaults to ``NBan-<DLHDon Id without its "DLHDon-" prefix>`` so the output
     is a function of the input (RSA PKCS#1 v1.5 is deterministic): re-signing gives the same
@@ -479,6 +464,8 @@ def sign_invoice(
     Refuses (:class:`SigningError`) an expired or not-yet-valid certificate, or one whose
     ``UID=MST:`` differs from ``NDHDon/NBan/MST``.
     """
+    if isinstance(unsigned_xml, UnsignedInvoice):
+        return _sign_built(unsigned_xml, key, signing_time, signature_id)
     root = _parse(unsigned_xml, SigningError)
     if root.tag != "HDon":
         raise SigningError(f"the document element must be HDon, not {root.tag!r}")
@@ -513,24 +500,9 @@ def sign_invoice(
     seller_mst = _SELLER_MST(root).strip()
     if not seller_mst:
         raise SigningError("DLHDon/NDHDon/NBan/MST is missing")
-    if key.mst != seller_mst:
-        raise SigningError(
-            f"certificate subject MST {key.mst or '(none)'} ≠ seller MST {seller_mst}"
-        )
-    local_time = _vietnam_local(signing_time)
-    signing_time_text = local_time.isoformat(timespec="seconds")
-    valid_from, valid_until = key.validity_local
-    if not valid_from <= local_time <= valid_until:
-        raise SigningError(
-            f"certificate not valid at signing time {signing_time_text}: "
-            f"valid {_validity_text(key.certificate)}"
-        )
-
-    if signature_id is None:
-        signature_id = "NBan-" + dlhdon_id.removeprefix("DLHDon-")
+    local_time = _check_key(key, seller_mst, signing_time)
+    signature_id = _signature_id(signature_id, dlhdon_id)
     object_id = "SigningTime-" + signature_id
-    if not _NCNAME.match(signature_id):
-        raise SigningError(f"signature Id {signature_id!r} is not an XML NCName")
     # An Id can only be spelt differently from its value through a character reference
     # (entities are refused), so the byte search is exact unless "&#" occurs.
     if (b"&#" in unsigned_xml and _IDS_IN_USE(root, a=signature_id, b=object_id)) or (
@@ -538,10 +510,65 @@ def sign_invoice(
     ):
         raise SigningError(f"Id {signature_id!r} or {object_id!r} already exists in the document")
 
-    # Reference 1: DLHDon. The enveloped transform is a no-op here (the signature sits outside
-    # DLHDon) but is declared because the authority's checkers expect it (spec §6.1).
     in_scope = nban_slot.nsmap
     invoice_c14n = _canonicalize(dlhdon) if in_scope else etree.tostring(dlhdon, method="c14n")
+    return _sign(unsigned_xml, key, dlhdon_id, invoice_c14n, in_scope, local_time, signature_id)
+
+
+def _sign_built(
+    invoice: UnsignedInvoice, key: SigningKey, signing_time: datetime, signature_id: str | None
+) -> bytes:
+    local_time = _check_key(key, invoice.seller_tax_code, signing_time)
+    signature_id = _signature_id(signature_id, invoice.invoice_id)
+    # The builder writes no character reference ("&" is always "&amp;"), so an Id in use would
+    # appear as such in the bytes; the object Id contains the signature Id.
+    if signature_id.encode() in invoice.xml:
+        raise SigningError(f"Id {signature_id!r} already exists in the document")
+    return _sign(
+        invoice.xml, key, invoice.invoice_id, invoice.dlhdon_c14n, {}, local_time, signature_id
+    )
+
+
+def _check_key(key: SigningKey, seller_mst: str, signing_time: datetime) -> datetime:
+    """The signing time as naive Vietnam time, once the certificate is fit to sign for the
+    seller at that time."""
+    if key.mst != seller_mst:
+        raise SigningError(
+            f"certificate subject MST {key.mst or '(none)'} ≠ seller MST {seller_mst}"
+        )
+    local_time = _vietnam_local(signing_time)
+    valid_from, valid_until = key.validity_local
+    if not valid_from <= local_time <= valid_until:
+        raise SigningError(
+            f"certificate not valid at signing time {local_time.isoformat(timespec='seconds')}: "
+            f"valid {_validity_text(key.certificate)}"
+        )
+    return local_time
+
+
+def _signature_id(signature_id: str | None, dlhdon_id: str) -> str:
+    if signature_id is None:
+        signature_id = "NBan-" + dlhdon_id.removeprefix("DLHDon-")
+    if not _NCNAME.match(signature_id):
+        raise SigningError(f"signature Id {signature_id!r} is not an XML NCName")
+    return signature_id
+
+
+def _sign(
+    unsigned_xml: bytes,
+    key: SigningKey,
+    dlhdon_id: str,
+    invoice_c14n: bytes,
+    in_scope: dict[str | None, str],
+    local_time: datetime,
+    signature_id: str,
+) -> bytes:
+    """Write the signature (spec §6.1) into the empty ``DSCKS/NBan`` of ``unsigned_xml``, given
+    the canonical DLHDon and the namespaces in scope at ``DSCKS/NBan``."""
+    object_id = "SigningTime-" + signature_id
+    signing_time_text = local_time.isoformat(timespec="seconds")
+    # Reference 1: DLHDon. The enveloped transform is a no-op here (the signature sits outside
+    # DLHDon) but is declared because the authority's checkers expect it (spec §6.1).
     invoice_digest = _b64(hashlib.sha256(invoice_c14n).digest())
 
     # Reference 2: the Object, canonicalised as it will sit inside <Signature xmlns=ds>, i.e.

@@ -13,18 +13,24 @@ tax authority adds `MCCQT`). Elements follow the order of the §4 tables, which 
 the real invoices. Amounts are integer đồng, written as plain digits; quantities, unit prices
 and discount rates are `Decimal`s written without exponent or trailing zeros (§3.2).
 
-Inputs are validated before anything is written; the first problem raises `InvoiceDataError`
-with an English message, `message_vi` and the XML path of the field.
+Inputs are validated as they are written; the first problem raises `InvoiceDataError` with an
+English message, `message_vi` and the XML path of the field. The text is written directly (no
+element tree), exactly as lxml would serialise the tree; `build_unsigned_invoice` also returns
+DLHDon in canonical form, so that `signing.sign_invoice` need not parse the invoice again.
+What repeats from one invoice of a run to the next (the seller block, TTChung but its number,
+the text of a line object) is checked and written once.
 
-`safe_parse` reads untrusted invoice XML (no DTD, no entities, size limit) and
-`parse_invoice_summary` extracts the key fields and re-adds the totals (§10, §8.4 rule 9).
+`safe_parse` reads untrusted invoice XML (no DTD, no entities, size limit; `signing` reads with
+it too) and `parse_invoice_summary` extracts the key fields and re-adds the totals (§10, §8.4
+rule 9).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import unicodedata
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -55,10 +61,13 @@ __all__ = [
     "RelatedInvoice",
     "Seller",
     "UnsafeXmlError",
+    "UnsignedInvoice",
     "build_invoice_xml",
+    "build_unsigned_invoice",
     "new_invoice_id",
     "parse_invoice_summary",
     "safe_parse",
+    "safe_parser",
 ]
 
 FORMAT_VERSION = "2.1.0"  # PBan, Decree 70/2025 + Circular 32/2025 (§2)
@@ -77,6 +86,7 @@ _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")  # §6.2 pitfall 6
 # (line breaks and tabs included), lone surrogates, U+FFFE/U+FFFF.
 _FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _MAX_NUMBER = 99_999_999  # SHDon: at most 8 digits (§5.3)
+_AMOUNT_LIMIT = 10**21  # amounts have at most 21 digits (§3.2)
 _EXTRA_KINDS = ("string", "numeric", "dateTime", "date")  # KDLieu (§4.3)
 _SUPPORTED_LINE_KINDS = (1, 3, 4)  # TChat: goods/service, trade discount, note (§4.6)
 
@@ -245,7 +255,12 @@ class InvoiceData:
 
 def new_invoice_id() -> str:
     """A fresh DLHDon Id, `DLHDon-<uuid4>` (§11 step 1; an NCName, §6.2 pitfall 6)."""
-    return f"DLHDon-{uuid.uuid4()}"
+    # uuid.uuid4(), formatted without building a UUID object (one per invoice).
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"DLHDon-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +280,8 @@ def _text(value: object, path: str, max_length: int, *, required: bool = False) 
         if required:
             raise _field_error(path, "is required", "là trường bắt buộc")
         return None
-    if _FORBIDDEN_CHARS.search(text):
+    # Every forbidden character is non-printable: most text is settled by the cheaper test.
+    if not text.isprintable() and _FORBIDDEN_CHARS.search(text):
         raise _field_error(
             path,
             "contains a line break, tab or control character; invoice fields are single-line",
@@ -293,6 +309,8 @@ def _tax_code(value: object, path: str, *, required: bool) -> str | None:
 
 def _amount(value: object, path: str) -> str:
     """Whole đồng, >= 0, as plain digits (§3.2, §10)."""
+    if type(value) is int and 0 <= value < _AMOUNT_LIMIT:  # the usual case, settled at once
+        return str(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _field_error(
             path,
@@ -301,9 +319,10 @@ def _amount(value: object, path: str) -> str:
         )
     if value < 0:
         raise _field_error(path, f"must not be negative: {value}", f"không được âm: {value}")
-    if len(str(value)) > 21:
+    text = str(value)
+    if len(text) > 21:
         raise _field_error(path, "has more than 21 digits", "có quá 21 chữ số")
-    return str(value)
+    return text
 
 
 def _decimal(value: object, path: str, *, precision: int = 21, scale: int = 6) -> str:
@@ -364,10 +383,44 @@ def _serial(value: object, path: str, issue_date: date) -> str:
     return text
 
 
-def _add(parent: etree._Element, tag: str, text: str | None) -> None:
-    """Append <tag>text</tag>; optional fields that are absent are left out entirely."""
+# ---------------------------------------------------------------------------------------------
+# Writing
+#
+# The document is written as text, field by field, instead of as an lxml tree that is then
+# serialised: the issuance path builds one invoice per RSA signature, and a tree cost more
+# than the signature itself. The text is exactly what lxml writes for the same tree (the golden
+# files were made by lxml, and the tests compare both on hostile text):
+#
+# * text escapes `&`, `<` and `>` only; everything else, Vietnamese included, is raw UTF-8
+#   (`_text` has already refused what XML 1.0 cannot hold and line breaks, §3.1);
+# * an element with no content is self-closed (`<NMua/>`); one with empty text is not
+#   (`<DLieu></DLieu>`);
+# * the one attribute, DLHDon/@Id, is an NCName and needs no escaping.
+
+
+def _escape(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _add(out: list[str], tag: str, text: str | None) -> None:
+    """Write <tag>text</tag>; optional fields that are absent are left out entirely."""
     if text is not None:
-        etree.SubElement(parent, tag).text = text
+        out.append(f"<{tag}>{_escape(text)}</{tag}>")
+
+
+def _close(out: list[str], tag: str, start: int) -> None:
+    """End the element whose start tag is `out[start]`: self-closed if nothing was written
+    inside it (lxml's serialisation of an element with no text and no children)."""
+    if len(out) == start + 1:
+        out[start] = f"<{tag}/>"
+    else:
+        out.append(f"</{tag}>")
 
 
 def _extra_value(kind: str, value: object, path: str) -> str:
@@ -394,11 +447,17 @@ def _extra_value(kind: str, value: object, path: str) -> str:
     )
 
 
-def _add_extras(parent: etree._Element, extras: Extras, path: str) -> None:
+# The extension names of a run are few ("Sạp/ki-ốt", "Mã thanh toán"…): the start of a TTin,
+# once its name and kind are checked, is kept by (name, kind) when both are plain str.
+_EXTRA_HEADS: dict[tuple[str, str], str] = {}
+_EXTRA_HEADS_MAX = 256
+
+
+def _add_extras(out: list[str], extras: Extras, path: str) -> None:
     """TTKhac with one TTin per entry (§4.3); nothing when there are no entries."""
     if not extras:
         return
-    container = etree.SubElement(parent, "TTKhac")
+    out.append("<TTKhac>")
     for position, entry in enumerate(extras, start=1):
         entry_path = f"{path}/TTKhac/TTin[{position}]"
         if isinstance(entry, ExtraField):
@@ -411,20 +470,48 @@ def _add_extras(parent: etree._Element, extras: Extras, path: str) -> None:
                 "must be an ExtraField or a (name, kind, value) tuple",
                 "phải là ExtraField hoặc bộ (tên, kiểu, giá trị)",
             )
-        if kind not in _EXTRA_KINDS:
-            raise _field_error(
-                f"{entry_path}/KDLieu",
-                f"data kind {kind!r} is not one of {_EXTRA_KINDS}",
-                f"kiểu dữ liệu {kind!r} không thuộc {_EXTRA_KINDS}",
-            )
-        item = etree.SubElement(container, "TTin")
-        _add(item, "TTruong", _text(name, f"{entry_path}/TTruong", 100, required=True))
-        _add(item, "KDLieu", kind)
-        etree.SubElement(item, "DLieu").text = _extra_value(kind, value, f"{entry_path}/DLieu")
+        plain = type(name) is str and type(kind) is str
+        head = _EXTRA_HEADS.get((name, kind)) if plain else None
+        if head is None:
+            if kind not in _EXTRA_KINDS:
+                raise _field_error(
+                    f"{entry_path}/KDLieu",
+                    f"data kind {kind!r} is not one of {_EXTRA_KINDS}",
+                    f"kiểu dữ liệu {kind!r} không thuộc {_EXTRA_KINDS}",
+                )
+            text = _text(name, f"{entry_path}/TTruong", 100, required=True)
+            assert text is not None
+            head = f"<TTin><TTruong>{_escape(text)}</TTruong><KDLieu>{kind}</KDLieu>"
+            if plain:
+                if len(_EXTRA_HEADS) >= _EXTRA_HEADS_MAX:
+                    _EXTRA_HEADS.clear()
+                _EXTRA_HEADS[(name, kind)] = head
+        value_text = _extra_value(kind, value, f"{entry_path}/DLieu")
+        out.append(f"{head}<DLieu>{_escape(value_text)}</DLieu></TTin>")
+    out.append("</TTKhac>")
 
 
 # ---------------------------------------------------------------------------------------------
 # Builder
+
+
+@dataclass(frozen=True, slots=True)
+class UnsignedInvoice:
+    """An unsigned `HDon` (`xml`) with what the seller's signature needs from it (§6.1), so
+    that the signer does not have to parse it again (`signing.sign_invoice` takes it as is)."""
+
+    xml: bytes
+    invoice_id: str  # DLHDon/@Id
+    seller_tax_code: str  # NDHDon/NBan/MST, to match the certificate's
+    # DLHDon in inclusive C14N 1.0, the bytes its Reference digests. The document has no
+    # namespace and HDon no attribute, so it is DLHDon as written with every self-closed
+    # element expanded.
+    dlhdon_c14n: bytes
+    amount_in_words: str  # TgTTTBChu as written
+
+
+_EMPTY_SIGNATURES = b"<DSCKS><NBan/><NMua/><CCKSKhac/></DSCKS></HDon>"
+_SELF_CLOSED = re.compile(rb"<([A-Za-z][A-Za-z0-9]*)/>")
 
 
 def build_invoice_xml(data: InvoiceData, *, xml_declaration: bool = True) -> bytes:
@@ -434,9 +521,13 @@ def build_invoice_xml(data: InvoiceData, *, xml_declaration: bool = True) -> byt
     §3.1) can be left out with `xml_declaration=False`, e.g. to embed the invoice in a TDiep.
     Raises `InvoiceDataError` on the first invalid or inconsistent field.
     """
+    return build_unsigned_invoice(data, xml_declaration=xml_declaration).xml
+
+
+def build_unsigned_invoice(data: InvoiceData, *, xml_declaration: bool = True) -> UnsignedInvoice:
+    """`build_invoice_xml`, with the signed part in canonical form and the seller's MST."""
     if not isinstance(data, InvoiceData):
         raise TypeError(f"build_invoice_xml takes InvoiceData, not {type(data).__name__}")
-    root = etree.Element("HDon")
     invoice_id = _text(data.invoice_id, "DLHDon/@Id", 100, required=True)
     assert invoice_id is not None
     if not _NCNAME.fullmatch(invoice_id):
@@ -445,26 +536,88 @@ def build_invoice_xml(data: InvoiceData, *, xml_declaration: bool = True) -> byt
             f"{invoice_id!r} must be an XML NCName (a letter or _ first), e.g. DLHDon-<uuid>",
             f"{invoice_id!r} phải là NCName (bắt đầu bằng chữ cái hoặc _), vd DLHDon-<uuid>",
         )
-    invoice = etree.SubElement(root, "DLHDon", Id=invoice_id)
-    _build_general(invoice, data)
-    content = etree.SubElement(invoice, "NDHDon")
-    _build_seller(content, data.seller)
-    _build_buyer(content, data.buyer)
-    net_by_rate = _build_lines(content, data)
-    _build_totals(content, data, net_by_rate)
+    out = [f'<DLHDon Id="{invoice_id}">']
+    _build_general(out, data)
+    out.append("<NDHDon>")
+    seller_tax_code = _build_seller(out, data.seller)
+    _build_buyer(out, data.buyer)
+    net_by_rate = _build_lines(out, data)
+    words = _build_totals(out, data, net_by_rate)
+    out.append("</NDHDon></DLHDon>")
+    dlhdon = "".join(out).encode()
+    # NMua (a buyer with no field) and THTTLTSuat (no rate group) are the only elements that
+    # can be empty, and C14N writes them out in full (§6.1); no other "/>" can occur, since
+    # text cannot hold a raw ">".
+    self_closed = "<NMua/>" in out or "<THTTLTSuat/>" in out
 
     # §6.1 / §11 step 3: signing.py inserts the seller Signature into DSCKS/NBan; NMua and
     # CCKSKhac stay empty as on the real invoices.
-    signatures = etree.SubElement(root, "DSCKS")
-    for tag in ("NBan", "NMua", "CCKSKhac"):
-        etree.SubElement(signatures, tag)
+    head = XML_DECLARATION + b"<HDon>" if xml_declaration else b"<HDon>"
+    return UnsignedInvoice(
+        xml=b"".join((head, dlhdon, _EMPTY_SIGNATURES)),
+        invoice_id=invoice_id,
+        seller_tax_code=seller_tax_code,
+        dlhdon_c14n=_SELF_CLOSED.sub(rb"<\1></\1>", dlhdon) if self_closed else dlhdon,
+        amount_in_words=words,
+    )
 
-    body = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
-    return XML_DECLARATION + body if xml_declaration else body
+
+# TTChung differs from one invoice of a run to the next by its number only: the rest is
+# checked and written once per distinct set of values. Kept only when every value has exactly
+# the type that is written (no ExtraField with a number, no related invoice), so that equal
+# values write the same text.
+_GENERAL_TEXTS: dict[tuple, tuple[str, str]] = {}
+_GENERAL_TEXTS_MAX = 64
 
 
-def _build_general(invoice: etree._Element, data: InvoiceData) -> None:
+def _general_cache_key(data: InvoiceData) -> tuple | None:
+    if data.authorised_issuer is not None or data.related is not None:
+        return None
+    extra = data.extra
+    if type(extra) is not tuple:
+        return None
+    for entry in extra:
+        if (
+            type(entry) is not ExtraField
+            or type(entry.name) is not str
+            or type(entry.kind) is not str
+            or type(entry.value) is not str
+        ):
+            return None
+    values = (data.form, data.serial, data.currency, data.payment_method, data.provider_tax_code)
+    if type(data.issue_date) is not date or any(type(value) is not str for value in values):
+        return None
+    return (*values, data.issue_date, extra)
+
+
+def _build_general(out: list[str], data: InvoiceData) -> None:
     """DLHDon/TTChung (§4.1), fields in table order."""
+    key = _general_cache_key(data)
+    cached = _GENERAL_TEXTS.get(key) if key is not None else None
+    if cached is None:
+        head, tail = _general_text(data)  # checks the number too, in table order
+        if key is not None:
+            if len(_GENERAL_TEXTS) >= _GENERAL_TEXTS_MAX:
+                _GENERAL_TEXTS.clear()
+            _GENERAL_TEXTS[key] = (head, tail)
+    else:
+        head, tail = cached
+        _check_number(data.number)
+    # Unpadded SHDon: it is a number (§3.2); both 14 and 00000014 are accepted (§4.1).
+    out.append(f"{head}{data.number!s}{tail}")
+
+
+def _check_number(number: object) -> None:
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_NUMBER:
+        raise _field_error(
+            "DLHDon/TTChung/SHDon",
+            f"invoice number must be an int from 1 to {_MAX_NUMBER}, got {number!r}",
+            f"số hóa đơn phải là số nguyên từ 1 đến {_MAX_NUMBER}, nhận được {number!r}",
+        )
+
+
+def _general_text(data: InvoiceData) -> tuple[str, str]:
+    """TTChung up to the SHDon value, and after it."""
     path = "DLHDon/TTChung"
     if data.form not in INVOICE_TITLES:
         raise _field_error(
@@ -475,57 +628,49 @@ def _build_general(invoice: etree._Element, data: InvoiceData) -> None:
         )
     issue_date = _plain_date(data.issue_date, f"{path}/NLap")
     serial = _serial(data.serial, f"{path}/KHHDon", issue_date)
-    number = data.number
-    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_NUMBER:
-        raise _field_error(
-            f"{path}/SHDon",
-            f"invoice number must be an int from 1 to {_MAX_NUMBER}, got {number!r}",
-            f"số hóa đơn phải là số nguyên từ 1 đến {_MAX_NUMBER}, nhận được {number!r}",
-        )
+    _check_number(data.number)
     if data.currency != "VND":
         raise _field_error(
             f"{path}/DVTTe",
             f"currency {data.currency!r} is not supported; only VND",
             f"đơn vị tiền tệ {data.currency!r} không được hỗ trợ; chỉ dùng VND",
         )
+    payment_method = _text(data.payment_method, f"{path}/HTTToan", 50, required=True)
+    provider = _tax_code(data.provider_tax_code, f"{path}/MSTTCGP", required=True)
+    assert payment_method is not None
 
-    general = etree.SubElement(invoice, "TTChung")
-    _add(general, "PBan", FORMAT_VERSION)
-    _add(general, "THDon", INVOICE_TITLES[data.form])
-    _add(general, "KHMSHDon", data.form)
-    _add(general, "KHHDon", serial)
-    # Unpadded: SHDon is a number (§3.2); both 14 and 00000014 are accepted (§4.1).
-    _add(general, "SHDon", str(number))
-    _add(general, "NLap", issue_date.isoformat())
-    # Listed as required in 2.1.0; 0 = not a financial-leasing invoice (§4.1: emit 0).
-    _add(general, "HDCTTChinh", "0")
-    _add(general, "DVTTe", "VND")
-    _add(general, "TGia", "1")  # §4.1: send 1 for VND, as every real sample does
-    _add(general, "HTTToan", _text(data.payment_method, f"{path}/HTTToan", 50, required=True))
-    _add(
-        general,
-        "MSTTCGP",
-        _tax_code(data.provider_tax_code, f"{path}/MSTTCGP", required=True),
+    head = (
+        f"<TTChung><PBan>{FORMAT_VERSION}</PBan><THDon>{INVOICE_TITLES[data.form]}</THDon>"
+        f"<KHMSHDon>{data.form}</KHMSHDon><KHHDon>{serial}</KHHDon><SHDon>"
     )
+    # HDCTTChinh is listed as required in 2.1.0; 0 = not a financial-leasing invoice (§4.1:
+    # emit 0). TGia: §4.1 says send 1 for VND, as every real sample does.
+    out = [
+        f"</SHDon><NLap>{issue_date.isoformat()}</NLap><HDCTTChinh>0</HDCTTChinh>"
+        f"<DVTTe>VND</DVTTe><TGia>1</TGia><HTTToan>{_escape(payment_method)}</HTTToan>"
+        f"<MSTTCGP>{provider}</MSTTCGP>"
+    ]
     issuer = data.authorised_issuer
     if issuer is not None:
         _add(
-            general,
+            out,
             "MSTDVNUNLHDon",
             _tax_code(issuer.tax_code, f"{path}/MSTDVNUNLHDon", required=True),
         )
-        _add(general, "TDVNUNLHDon", _text(issuer.name, f"{path}/TDVNUNLHDon", 400, required=True))
+        _add(out, "TDVNUNLHDon", _text(issuer.name, f"{path}/TDVNUNLHDon", 400, required=True))
         _add(
-            general,
+            out,
             "DCDVNUNLHDon",
             _text(issuer.address, f"{path}/DCDVNUNLHDon", 400, required=True),
         )
     if data.related is not None:
-        _build_related(general, data.related, issue_date)
-    _add_extras(general, data.extra, path)
+        _build_related(out, data.related, issue_date)
+    _add_extras(out, data.extra, path)
+    out.append("</TTChung>")
+    return head, "".join(out)
 
 
-def _build_related(general: etree._Element, related: RelatedInvoice, issue_date: date) -> None:
+def _build_related(out: list[str], related: RelatedInvoice, issue_date: date) -> None:
     """TTChung/TTHDLQuan, last but TTKhac (§4.2; position as on the real replacement)."""
     path = "DLHDon/TTChung/TTHDLQuan"
     if related.nature not in (1, 2):
@@ -570,22 +715,43 @@ def _build_related(general: etree._Element, related: RelatedInvoice, issue_date:
             f"related invoice number must be 1 to 8 digits and >= 1, got {number!r}",
             f"số hóa đơn có liên quan phải có 1 đến 8 chữ số và >= 1, nhận được {number!r}",
         )
-    block = etree.SubElement(general, "TTHDLQuan")
-    _add(block, "TCHDon", str(related.nature))
-    _add(block, "LHDCLQuan", str(related.kind))
-    _add(block, "KHMSHDCLQuan", form)
-    _add(block, "KHHDCLQuan", serial)
-    _add(block, "SHDCLQuan", number_text)
-    _add(block, "NLHDCLQuan", original_date.isoformat())
-    _add(block, "GChu", _text(related.note, f"{path}/GChu", 255))
+    note = _text(related.note, f"{path}/GChu", 255)
+    out.append("<TTHDLQuan>")
+    _add(out, "TCHDon", str(related.nature))
+    _add(out, "LHDCLQuan", str(related.kind))
+    _add(out, "KHMSHDCLQuan", form)
+    _add(out, "KHHDCLQuan", serial)
+    _add(out, "SHDCLQuan", number_text)
+    _add(out, "NLHDCLQuan", original_date.isoformat())
+    _add(out, "GChu", note)
+    out.append("</TTHDLQuan>")
 
 
-def _build_seller(content: etree._Element, seller: Seller) -> None:
-    """NDHDon/NBan (§4.4)."""
+# A period run writes the same seller on every invoice: its block is validated and written
+# once. Only sellers without extension fields are kept, so equal sellers (same strings) are
+# exactly the ones that write the same block; errors are never kept.
+_SELLER_BLOCKS: dict[Seller, tuple[str, str]] = {}
+_SELLER_BLOCKS_MAX = 64
+
+
+def _build_seller(out: list[str], seller: Seller) -> str:
+    """NDHDon/NBan (§4.4); returns the seller's MST."""
+    cacheable = type(seller) is Seller and seller.extra == ()
+    if cacheable:
+        try:
+            cached = _SELLER_BLOCKS.get(seller)
+        except TypeError:  # a field of an unhashable type, refused below
+            cacheable, cached = False, None
+        if cached is not None:
+            out.append(cached[0])
+            return cached[1]
     path = "NDHDon/NBan"
-    block = etree.SubElement(content, "NBan")
-    _add(block, "Ten", _text(seller.name, f"{path}/Ten", 400, required=True))
-    _add(block, "MST", _tax_code(seller.tax_code, f"{path}/MST", required=True))
+    block = ["<NBan>"]
+    name = _text(seller.name, f"{path}/Ten", 400, required=True)
+    tax_code = _tax_code(seller.tax_code, f"{path}/MST", required=True)
+    assert tax_code is not None
+    _add(block, "Ten", name)
+    _add(block, "MST", tax_code)
     _add(block, "DChi", _text(seller.address, f"{path}/DChi", 400, required=True))
     _add(block, "MCHang", _text(seller.store_code, f"{path}/MCHang", 50))
     _add(block, "TCHang", _text(seller.store_name, f"{path}/TCHang", 400))
@@ -596,35 +762,103 @@ def _build_seller(content: etree._Element, seller: Seller) -> None:
     _add(block, "Fax", _text(seller.fax, f"{path}/Fax", 20))
     _add(block, "Website", _text(seller.website, f"{path}/Website", 100))
     _add_extras(block, seller.extra, path)
+    block.append("</NBan>")
+    text = "".join(block)
+    if cacheable:
+        if len(_SELLER_BLOCKS) >= _SELLER_BLOCKS_MAX:
+            _SELLER_BLOCKS.clear()
+        _SELLER_BLOCKS[seller] = (text, tax_code)
+    out.append(text)
+    return tax_code
 
 
-def _build_buyer(content: etree._Element, buyer: Buyer) -> None:
-    """NDHDon/NMua (§4.5)."""
-    path = "NDHDon/NMua"
-    citizen_id = _text(buyer.citizen_id, f"{path}/CCCDan", 12)
-    if citizen_id is not None and not _CITIZEN_ID.fullmatch(citizen_id):
-        raise _field_error(
-            f"{path}/CCCDan",
-            "citizen ID number must be 12 digits",
-            "số căn cước công dân phải gồm 12 chữ số",
-        )
-    block = etree.SubElement(content, "NMua")
-    _add(block, "Ten", _text(buyer.name, f"{path}/Ten", 400))
-    _add(block, "MST", _tax_code(buyer.tax_code, f"{path}/MST", required=False))
-    _add(block, "MDVQHNSach", _text(buyer.budget_unit_code, f"{path}/MDVQHNSach", 7))
-    _add(block, "DChi", _text(buyer.address, f"{path}/DChi", 400))
-    _add(block, "MKHang", _text(buyer.buyer_code, f"{path}/MKHang", 50))
-    _add(block, "SDThoai", _text(buyer.phone, f"{path}/SDThoai", 20))
-    _add(block, "CCCDan", citizen_id)
-    _add(block, "SHChieu", _text(buyer.passport, f"{path}/SHChieu", 20))
-    _add(block, "DCTDTu", _text(buyer.email, f"{path}/DCTDTu", 50))
-    _add(block, "HVTNMHang", _text(buyer.personal_name, f"{path}/HVTNMHang", 100))
-    _add(block, "STKNHang", _text(buyer.bank_account, f"{path}/STKNHang", 30))
-    _add(block, "TNHang", _text(buyer.bank_name, f"{path}/TNHang", 400))
-    _add_extras(block, buyer.extra, path)
+def _build_buyer(out: list[str], buyer: Buyer) -> None:
+    """NDHDon/NMua (§4.5). Every field is optional: an absent one costs no call."""
+    citizen_id = buyer.citizen_id
+    if citizen_id is not None:
+        citizen_id = _text(citizen_id, "NDHDon/NMua/CCCDan", 12)
+        if citizen_id is not None and not _CITIZEN_ID.fullmatch(citizen_id):
+            raise _field_error(
+                "NDHDon/NMua/CCCDan",
+                "citizen ID number must be 12 digits",
+                "số căn cước công dân phải gồm 12 chữ số",
+            )
+    start = len(out)
+    out.append("<NMua>")
+    for tag, value, max_length in (
+        ("Ten", buyer.name, 400),
+        ("MST", buyer.tax_code, 0),
+        ("MDVQHNSach", buyer.budget_unit_code, 7),
+        ("DChi", buyer.address, 400),
+        ("MKHang", buyer.buyer_code, 50),
+        ("SDThoai", buyer.phone, 20),
+        ("CCCDan", citizen_id, 0),
+        ("SHChieu", buyer.passport, 20),
+        ("DCTDTu", buyer.email, 50),
+        ("HVTNMHang", buyer.personal_name, 100),
+        ("STKNHang", buyer.bank_account, 30),
+        ("TNHang", buyer.bank_name, 400),
+    ):
+        if value is None:
+            continue
+        if tag == "MST":
+            value = _tax_code(value, "NDHDon/NMua/MST", required=False)
+        elif tag != "CCCDan":  # checked above
+            value = _text(value, _BUYER_PATHS[tag], max_length)
+        if value is not None:
+            out.append(f"<{tag}>{_escape(value)}</{tag}>")
+    _add_extras(out, buyer.extra, "NDHDon/NMua")
+    _close(out, "NMua", start)
 
 
-def _build_lines(content: etree._Element, data: InvoiceData) -> dict[str | None, int]:
+_BUYER_PATHS = {
+    tag: f"NDHDon/NMua/{tag}"
+    for tag in (
+        "Ten",
+        "MDVQHNSach",
+        "DChi",
+        "MKHang",
+        "SDThoai",
+        "SHChieu",
+        "DCTDTu",
+        "HVTNMHang",
+        "STKNHang",
+        "TNHang",
+    )
+}
+
+
+# A market bills most stalls the same fixed fees, and a period run hands the builder the same
+# line objects for them (services shares them): each line object is checked and written once
+# per form.
+# Keyed by the object itself (its id, the object kept alive alongside): an InvoiceLine is
+# frozen, and only lines made of immutable values of exactly the types written are kept, so an
+# object writes the same text every time. Errors are never kept.
+_LINE_TEXTS: dict[int, tuple[InvoiceLine, bool, str, str | None, int | None]] = {}
+_LINE_TEXTS_MAX = 4096
+
+
+def _keeps_its_text(line: InvoiceLine) -> bool:
+    if type(line) is not InvoiceLine or type(line.extra) is not tuple or line.extra:
+        return False
+    for text in (line.name, line.code, line.unit, line.vat_rate):
+        if text is not None and type(text) is not str:
+            return False
+    for number in (
+        line.number,
+        line.kind,
+        line.net_amount_vnd,
+        line.discount_amount_vnd,
+        line.quantity,
+        line.unit_price,
+        line.discount_rate,
+    ):
+        if number is not None and type(number) is not int and type(number) is not Decimal:
+            return False
+    return True
+
+
+def _build_lines(out: list[str], data: InvoiceData) -> dict[str | None, int]:
     """NDHDon/DSHHDVu (§4.6). Returns Σ ThTien per TSuat, discounts (TChat 3) subtracted."""
     if not data.lines:
         raise _field_error(
@@ -633,121 +867,143 @@ def _build_lines(content: etree._Element, data: InvoiceData) -> dict[str | None,
             "hóa đơn phải có ít nhất một dòng hàng hóa, dịch vụ",
         )
     is_vat_invoice = data.form == "1"
-    block = etree.SubElement(content, "DSHHDVu")
+    out.append("<DSHHDVu>")
     net_by_rate: dict[str | None, int] = {}
     seen_numbers: set[int] = set()
     for position, line in enumerate(data.lines, start=1):
-        path = f"NDHDon/DSHHDVu/HHDVu[{position}]"
-        if line.kind not in _SUPPORTED_LINE_KINDS:
-            raise _field_error(
-                f"{path}/TChat",
-                f"line kind {line.kind!r} is not supported; use 1 (goods/service), "
-                "3 (trade discount) or 4 (note)",
-                f"tính chất {line.kind!r} không được hỗ trợ; dùng 1 (hàng hóa, dịch vụ), "
-                "3 (chiết khấu thương mại) hoặc 4 (ghi chú)",
-            )
-        number = line.number
+        cached = _LINE_TEXTS.get(id(line))
         if (
-            isinstance(number, bool)
-            or not isinstance(number, int)
-            or not 1 <= number <= 9999
-            or number in seen_numbers
+            cached is not None
+            and cached[0] is line
+            and cached[1] is is_vat_invoice
+            and line.number not in seen_numbers
         ):
-            raise _field_error(
-                f"{path}/STT",
-                f"line number must be a unique int from 1 to 9999, got {number!r}",
-                f"số thứ tự phải là số nguyên duy nhất từ 1 đến 9999, nhận được {number!r}",
-            )
-        seen_numbers.add(number)
-
-        item = etree.SubElement(block, "HHDVu")
-        _add(item, "TChat", str(line.kind))
-        _add(item, "STT", str(number))
-        _add(item, "MHHDVu", _text(line.code, f"{path}/MHHDVu", 50))
-        _add(item, "THHDVu", _text(line.name, f"{path}/THHDVu", 500, required=True))
-
-        if line.kind == 4:  # a note line carries no amounts
-            for value, tag in (
-                (line.net_amount_vnd, "ThTien"),
-                (line.quantity, "SLuong"),
-                (line.unit_price, "DGia"),
-                (line.vat_rate, "TSuat"),
-            ):
-                if value is not None:
-                    raise _field_error(
-                        f"{path}/{tag}",
-                        "a note line (TChat 4) carries no amounts or VAT rate",
-                        "dòng ghi chú (TChat 4) không có số tiền hay thuế suất",
-                    )
-            _add_extras(item, line.extra, path)
-            continue
-
-        goods = line.kind == 1
-        _add(item, "DVTinh", _text(line.unit, f"{path}/DVTinh", 50, required=goods))
-        for value, tag, required in (
-            (line.quantity, "SLuong", goods),
-            (line.unit_price, "DGia", goods),
-        ):
-            if value is None:
-                if required:
-                    raise _field_error(f"{path}/{tag}", "is required", "là trường bắt buộc")
-                continue
-            _add(item, tag, _decimal(value, f"{path}/{tag}"))
-        if line.discount_rate is not None:
-            _add(
-                item,
-                "TLCKhau",
-                _decimal(line.discount_rate, f"{path}/TLCKhau", precision=6, scale=4),
-            )
-        if line.discount_amount_vnd is not None:
-            _add(item, "STCKhau", _amount(line.discount_amount_vnd, f"{path}/STCKhau"))
-        if line.net_amount_vnd is None:
-            raise _field_error(f"{path}/ThTien", "is required", "là trường bắt buộc")
-        net = line.net_amount_vnd
-        _add(item, "ThTien", _amount(net, f"{path}/ThTien"))
-        if goods:  # SLuong and DGia are required and were checked above
-            # §4.6: ThTien = SLuong × DGia − STCKhau, to the đồng (DGia may carry decimals).
-            expected = round_vnd(
-                Decimal(line.quantity) * Decimal(line.unit_price)
-                - Decimal(line.discount_amount_vnd or 0)
-            )
-            if expected != net:
-                raise _field_error(
-                    f"{path}/ThTien",
-                    f"ThTien {net} ≠ SLuong × DGia − STCKhau = {expected}",
-                    f"thành tiền {net} ≠ số lượng × đơn giá − chiết khấu = {expected}",
-                )
-
-        if is_vat_invoice:
-            rate = line.vat_rate
-            if rate not in RATE_CODES:
-                raise _field_error(
-                    f"{path}/TSuat",
-                    f"VAT rate {rate!r} must be one of {', '.join(RATE_CODES)}",
-                    f"thuế suất {rate!r} phải là một trong {', '.join(RATE_CODES)}",
-                )
-            _add(item, "TSuat", rate)
+            seen_numbers.add(line.number)
+            text, rate, net = cached[2:]
         else:
-            rate = None
-            if line.vat_rate is not None:
-                raise _field_error(
-                    f"{path}/TSuat",
-                    "a sales invoice (form 2) carries no VAT rate",
-                    "hóa đơn bán hàng (mẫu số 2) không có thuế suất",
-                )
-        net_by_rate[rate] = net_by_rate.get(rate, 0) + (net if goods else -net)
-        _add_extras(item, line.extra, path)
+            text, rate, net = _line_text(
+                line, f"NDHDon/DSHHDVu/HHDVu[{position}]", is_vat_invoice, seen_numbers
+            )
+            if _keeps_its_text(line):
+                if len(_LINE_TEXTS) >= _LINE_TEXTS_MAX:
+                    _LINE_TEXTS.clear()
+                _LINE_TEXTS[id(line)] = (line, is_vat_invoice, text, rate, net)
+        out.append(text)
+        if net is not None:
+            net_by_rate[rate] = net_by_rate.get(rate, 0) + net
+    out.append("</DSHHDVu>")
     return net_by_rate
 
 
-def _build_totals(
-    content: etree._Element, data: InvoiceData, net_by_rate: dict[str | None, int]
-) -> None:
+def _line_text(
+    line: InvoiceLine, path: str, is_vat_invoice: bool, seen_numbers: set[int]
+) -> tuple[str, str | None, int | None]:
+    """One HHDVu, its TSuat and its ThTien as counted in the totals (negative for a trade
+    discount; None for a note line, which counts nowhere)."""
+    if line.kind not in _SUPPORTED_LINE_KINDS:
+        raise _field_error(
+            f"{path}/TChat",
+            f"line kind {line.kind!r} is not supported; use 1 (goods/service), "
+            "3 (trade discount) or 4 (note)",
+            f"tính chất {line.kind!r} không được hỗ trợ; dùng 1 (hàng hóa, dịch vụ), "
+            "3 (chiết khấu thương mại) hoặc 4 (ghi chú)",
+        )
+    number = line.number
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int)
+        or not 1 <= number <= 9999
+        or number in seen_numbers
+    ):
+        raise _field_error(
+            f"{path}/STT",
+            f"line number must be a unique int from 1 to 9999, got {number!r}",
+            f"số thứ tự phải là số nguyên duy nhất từ 1 đến 9999, nhận được {number!r}",
+        )
+    seen_numbers.add(number)
+
+    out = [f"<HHDVu><TChat>{line.kind!s}</TChat><STT>{number!s}</STT>"]
+    _add(out, "MHHDVu", _text(line.code, f"{path}/MHHDVu", 50))
+    _add(out, "THHDVu", _text(line.name, f"{path}/THHDVu", 500, required=True))
+
+    if line.kind == 4:  # a note line carries no amounts
+        for value, tag in (
+            (line.net_amount_vnd, "ThTien"),
+            (line.quantity, "SLuong"),
+            (line.unit_price, "DGia"),
+            (line.vat_rate, "TSuat"),
+        ):
+            if value is not None:
+                raise _field_error(
+                    f"{path}/{tag}",
+                    "a note line (TChat 4) carries no amounts or VAT rate",
+                    "dòng ghi chú (TChat 4) không có số tiền hay thuế suất",
+                )
+        _add_extras(out, line.extra, path)
+        out.append("</HHDVu>")
+        return "".join(out), None, None
+
+    goods = line.kind == 1
+    _add(out, "DVTinh", _text(line.unit, f"{path}/DVTinh", 50, required=goods))
+    for value, tag, required in (
+        (line.quantity, "SLuong", goods),
+        (line.unit_price, "DGia", goods),
+    ):
+        if value is None:
+            if required:
+                raise _field_error(f"{path}/{tag}", "is required", "là trường bắt buộc")
+            continue
+        out.append(f"<{tag}>{_decimal(value, f'{path}/{tag}')}</{tag}>")
+    if line.discount_rate is not None:
+        rate_text = _decimal(line.discount_rate, f"{path}/TLCKhau", precision=6, scale=4)
+        out.append(f"<TLCKhau>{rate_text}</TLCKhau>")
+    if line.discount_amount_vnd is not None:
+        out.append(f"<STCKhau>{_amount(line.discount_amount_vnd, f'{path}/STCKhau')}</STCKhau>")
+    if line.net_amount_vnd is None:
+        raise _field_error(f"{path}/ThTien", "is required", "là trường bắt buộc")
+    net = line.net_amount_vnd
+    out.append(f"<ThTien>{_amount(net, f'{path}/ThTien')}</ThTien>")
+    if goods:  # SLuong and DGia are required and were checked above
+        # §4.6: ThTien = SLuong × DGia − STCKhau, to the đồng (DGia may carry decimals).
+        expected = round_vnd(
+            Decimal(line.quantity) * Decimal(line.unit_price)
+            - Decimal(line.discount_amount_vnd or 0)
+        )
+        if expected != net:
+            raise _field_error(
+                f"{path}/ThTien",
+                f"ThTien {net} ≠ SLuong × DGia − STCKhau = {expected}",
+                f"thành tiền {net} ≠ số lượng × đơn giá − chiết khấu = {expected}",
+            )
+
+    if is_vat_invoice:
+        rate = line.vat_rate
+        if rate not in RATE_CODES:
+            raise _field_error(
+                f"{path}/TSuat",
+                f"VAT rate {rate!r} must be one of {', '.join(RATE_CODES)}",
+                f"thuế suất {rate!r} phải là một trong {', '.join(RATE_CODES)}",
+            )
+        out.append(f"<TSuat>{rate}</TSuat>")
+    else:
+        rate = None
+        if line.vat_rate is not None:
+            raise _field_error(
+                f"{path}/TSuat",
+                "a sales invoice (form 2) carries no VAT rate",
+                "hóa đơn bán hàng (mẫu số 2) không có thuế suất",
+            )
+    _add_extras(out, line.extra, path)
+    out.append("</HHDVu>")
+    return "".join(out), rate, net if goods else -net
+
+
+def _build_totals(out: list[str], data: InvoiceData, net_by_rate: dict[str | None, int]) -> str:
     """NDHDon/TToan (§4.7): THTTLTSuat, TgTCThue, TgTThue, TTCKTMai, TgTTTBSo, TgTTTBChu,
-    TTKhac, after checking the totals against the lines (§10)."""
+    TTKhac, after checking the totals against the lines (§10). Returns TgTTTBChu."""
     path = "NDHDon/TToan"
     totals = data.totals
-    block = etree.SubElement(content, "TToan")
+    out.append("<TToan>")
     if data.form == "1":
         if not isinstance(totals, VatBreakdown):
             raise _field_error(
@@ -756,14 +1012,20 @@ def _build_totals(
                 "hóa đơn GTGT (mẫu số 1) cần tổng tiền theo thuế suất (VatBreakdown)",
             )
         _check_vat_totals(totals, net_by_rate, path)
-        groups = etree.SubElement(block, "THTTLTSuat")
+        start = len(out)
+        out.append("<THTTLTSuat>")
         for group in totals.groups:
-            entry = etree.SubElement(groups, "LTSuat")  # order TSuat, ThTien, TThue (§4.7)
-            _add(entry, "TSuat", group.rate)
-            _add(entry, "ThTien", _amount(group.net_vnd, f"{path}/THTTLTSuat/LTSuat/ThTien"))
-            _add(entry, "TThue", _amount(group.vat_vnd, f"{path}/THTTLTSuat/LTSuat/TThue"))
-        _add(block, "TgTCThue", _amount(totals.total_net_vnd, f"{path}/TgTCThue"))
-        _add(block, "TgTThue", _amount(totals.total_vat_vnd, f"{path}/TgTThue"))
+            # Order TSuat, ThTien, TThue (§4.7); the rate was checked against the lines'.
+            out.append(
+                f"<LTSuat><TSuat>{_escape(group.rate)}</TSuat>"
+                f"<ThTien>{_amount(group.net_vnd, _GROUP_NET_PATH)}</ThTien>"
+                f"<TThue>{_amount(group.vat_vnd, _GROUP_VAT_PATH)}</TThue></LTSuat>"
+            )
+        _close(out, "THTTLTSuat", start)
+        out.append(
+            f"<TgTCThue>{_amount(totals.total_net_vnd, f'{path}/TgTCThue')}</TgTCThue>"
+            f"<TgTThue>{_amount(totals.total_vat_vnd, f'{path}/TgTThue')}</TgTThue>"
+        )
     else:
         if not isinstance(totals, SalesTotals):
             raise _field_error(
@@ -781,39 +1043,50 @@ def _build_totals(
     discounts = [line.net_amount_vnd or 0 for line in data.lines if line.kind == 3]
     if discounts:
         # Informational; the discount is already inside TgTCThue (§4.7).
-        _add(block, "TTCKTMai", str(sum(discounts)))
+        out.append(f"<TTCKTMai>{sum(discounts)!s}</TTCKTMai>")
     payable = totals.total_payable_vnd
-    _add(block, "TgTTTBSo", _amount(payable, f"{path}/TgTTTBSo"))
-    _add(block, "TgTTTBChu", _amount_words(data.amount_in_words, payable, f"{path}/TgTTTBChu"))
-    _add_extras(block, data.totals_extra, path)
+    payable_text = _amount(payable, f"{path}/TgTTTBSo")
+    words = _amount_words(data.amount_in_words, payable, f"{path}/TgTTTBChu")
+    out.append(f"<TgTTTBSo>{payable_text}</TgTTTBSo><TgTTTBChu>{_escape(words)}</TgTTTBChu>")
+    _add_extras(out, data.totals_extra, path)
+    out.append("</TToan>")
+    return words
+
+
+_GROUP_NET_PATH = "NDHDon/TToan/THTTLTSuat/LTSuat/ThTien"
+_GROUP_VAT_PATH = "NDHDon/TToan/THTTLTSuat/LTSuat/TThue"
 
 
 def _check_vat_totals(totals: VatBreakdown, net_by_rate: dict[str | None, int], path: str) -> None:
     """The §10 identities, per group and overall, against the lines actually written."""
     group_rates = [group.rate for group in totals.groups]
-    line_rates = sorted(map(str, net_by_rate))
-    if len(set(group_rates)) != len(group_rates) or set(group_rates) != set(net_by_rate):
+    rates = set(group_rates)
+    if len(rates) != len(group_rates) or rates != net_by_rate.keys():
+        line_rates = sorted(map(str, net_by_rate))
         raise _field_error(
             f"{path}/THTTLTSuat",
             f"rate groups {group_rates} do not match the line rates {line_rates}",
             f"các nhóm thuế suất {group_rates} không khớp thuế suất của các dòng {line_rates}",
         )
     for group in totals.groups:
-        group_path = f"{path}/THTTLTSuat/LTSuat[TSuat={group.rate}]"
+        net = group.net_vnd
         lines_net = net_by_rate[group.rate]
-        if group.net_vnd != lines_net:
+        if net != lines_net:
             raise _field_error(
-                f"{group_path}/ThTien",
+                f"{path}/THTTLTSuat/LTSuat[TSuat={group.rate}]/ThTien",
                 f"group amount {group.net_vnd} ≠ Σ line ThTien {lines_net}",
                 f"thành tiền nhóm {group.net_vnd} ≠ tổng thành tiền các dòng {lines_net}",
             )
-        percent = rate_percent(group.rate)
-        expected = round_vnd(Decimal(group.net_vnd) * (percent or 0) / 100)
+        percent = rate_percent(group.rate) or 0
+        if type(net) is int and net >= 0:
+            expected = (2 * net * percent + 100) // 200  # round_vnd(net × percent / 100)
+        else:
+            expected = round_vnd(Decimal(net) * percent / 100)
         # VAT derived from a VAT-inclusive price may differ from net × rate by 1 đồng
         # (§10.1, §8.4); KCT/KKKNT/0% carry none.
         if abs(group.vat_vnd - expected) > (1 if percent else 0):
             raise _field_error(
-                f"{group_path}/TThue",
+                f"{path}/THTTLTSuat/LTSuat[TSuat={group.rate}]/TThue",
                 f"VAT {group.vat_vnd} is not {group.rate} of {group.net_vnd} (≈ {expected})",
                 f"tiền thuế {group.vat_vnd} không bằng {group.rate} của {group.net_vnd} "
                 f"(≈ {expected})",
@@ -857,15 +1130,40 @@ def _amount_words(given: str | None, payable: int, path: str) -> str:
 # Safe reading
 
 
+_parsers = threading.local()
+
+
+def safe_parser() -> etree.XMLParser:
+    """The parser of `safe_parse`: no entity resolution, no DTD, no network, libxml2's
+    huge-document limits kept, IDs not collected (nothing looks them up; `signing` indexes
+    them itself). One per thread: an lxml parser must not be used by two threads at once, and
+    building one per call costs more than parsing a small invoice."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            huge_tree=False,
+            load_dtd=False,
+            dtd_validation=False,
+            remove_blank_text=False,
+            remove_comments=False,
+            collect_ids=False,
+        )
+        _parsers.parser = parser
+    return parser
+
+
 def safe_parse(xml_bytes: bytes, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> etree._Element:
     """Parse untrusted XML bytes into an lxml element, or raise `InvoiceXmlError`.
 
-    Refused with `UnsafeXmlError`: more than `max_bytes`; any DOCTYPE or ENTITY declaration
-    (XXE, billion laughs; e-invoices never carry one). The bytes are scanned before libxml2 sees
-    them, and the parsed document is checked again (which also covers UTF-16 input). The parser
-    resolves no entities, loads no DTD, never touches the network and keeps libxml2's
-    huge-document limits. The bytes are otherwise kept as they are (whitespace, comments) so
-    that signatures can be verified on the result.
+    The one way invoice XML from outside is read (`signing` uses it too, reporting problems as
+    its own errors). Refused with `UnsafeXmlError`: more than `max_bytes`; any DOCTYPE or
+    ENTITY declaration (XXE, billion laughs; e-invoices never carry one). The bytes are scanned
+    before libxml2 sees them, and the parsed document is checked again (which also covers
+    UTF-16 input). The parser (`safe_parser`) resolves no entities, loads no DTD, never touches
+    the network and keeps libxml2's huge-document limits. The bytes are otherwise kept as they
+    are (whitespace, comments) so that signatures can be verified on the result.
     """
     if not isinstance(xml_bytes, bytes | bytearray | memoryview):
         raise TypeError(f"safe_parse takes bytes, not {type(xml_bytes).__name__}")
@@ -877,17 +1175,8 @@ def safe_parse(xml_bytes: bytes, max_bytes: int = DEFAULT_MAX_XML_BYTES) -> etre
         )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise _unsafe_declaration()
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=False,
-        load_dtd=False,
-        dtd_validation=False,
-        remove_blank_text=False,
-        remove_comments=False,
-    )
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as error:
         raise InvoiceXmlError(
             f"malformed XML: {error}", message_vi=f"XML không hợp lệ: {error}"
