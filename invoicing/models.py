@@ -247,8 +247,14 @@ class Invoice(models.Model):
         related_name="invoices",
         verbose_name=_("phiếu báo phí"),
     )
+    # No index of its own: invoices are found by the numbering key below, which the unique
+    # constraint indexes; every index costs each issuance an insert.
     serial = models.ForeignKey(
-        InvoiceSerial, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("ký hiệu")
+        InvoiceSerial,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        verbose_name=_("ký hiệu"),
+        db_index=False,
     )
     # The numbering key, copied from the serial so that the database itself refuses a reused
     # number (§5.3).
@@ -285,7 +291,9 @@ class Invoice(models.Model):
     total_payable_vnd = models.BigIntegerField(_("tổng tiền thanh toán (đồng)"))
     amount_in_words = models.CharField(_("số tiền bằng chữ"), max_length=255)
 
-    invoice_id = models.CharField(_("Id DLHDon"), max_length=100, unique=True)
+    # Unique through a constraint rather than unique=True, which on PostgreSQL adds a
+    # second, pattern-matching (LIKE) index that no query uses.
+    invoice_id = models.CharField(_("Id DLHDon"), max_length=100)
     xml = models.BinaryField(_("XML đã ký"), editable=False)
     sha256 = models.CharField(_("SHA-256 của XML"), max_length=64, editable=False)
     signing_time = models.DateTimeField(_("thời điểm ký"))
@@ -310,6 +318,7 @@ class Invoice(models.Model):
         ordering = ["-issue_date", "-number"]
         constraints = [
             # No reuse, ever (§5.3): the counter row is the first guard, this is the last.
+            models.UniqueConstraint(fields=["invoice_id"], name="invoice_id_unique"),
             models.UniqueConstraint(
                 fields=["seller_tax_code", "form", "serial_code", "number"],
                 name="invoice_number_unique",
