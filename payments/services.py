@@ -108,7 +108,7 @@ def _active_connection(provider: str, connection_id: str) -> BankConnection | No
     table = BankConnection._meta.db_table
     found = list(
         BankConnection.objects.raw(
-            f"SELECT * FROM {table} WHERE id = %s AND provider = %s AND active",  # noqa: S608
+            f"SELECT * FROM {table} WHERE id = %s AND provider = %s AND active",
             [connection_id, provider],
         )
     )
