@@ -144,3 +144,20 @@ def test_load_banks_reads_the_napas_list_and_refuses_a_broken_file(db, tmp_path)
     with pytest.raises(CommandError, match="6 chữ số"):
         run("load_banks", str(broken))
     assert Bank.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bill_period", "NOPE", "2026-05"),
+        ("import_stalls", "NOPE", "stalls.csv"),
+        ("issue_invoices", "NOPE", "2026-05"),
+        ("make_test_certificate", "NOPE"),
+        ("add_connection", "NOPE", "sepay"),
+        ("simulate_bank", "NOPE", "2026-05", "--connection", "cnx"),
+        ("export", "NOPE", "2026-05", "--kind", "bangke-csv", "--out", "x.csv"),
+    ],
+)
+def test_every_command_names_an_unknown_market_the_same_way(db, args):
+    with pytest.raises(CommandError, match="Không tìm thấy chợ có mã “NOPE”"):
+        call_command(*args)

@@ -4,9 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from exports import services
 from exports.models import ExportKind
+from market40.commands import market_argument
 from market40.errors import DomainError
 from market40.formatting import vnd
-from market40.models import Market
 from market40.progress import ProgressBar
 
 
@@ -34,9 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--progress", action="store_true", help="Luôn hiện thanh tiến độ.")
 
     def handle(self, market_code, period, kind, out, ids, progress, **options):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         try:
             invoice_ids = _ids(ids)
             kind, first, invoice_ids = services.parse_request(

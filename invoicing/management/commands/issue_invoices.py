@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from invoicing.services import invoices_issue_for_period
+from market40.commands import market_argument
 from market40.errors import DomainError
 from market40.formatting import vnd
-from market40.models import Market
 from market40.progress import ProgressBar
 from market40.services import parse_period
 
@@ -20,9 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--progress", action="store_true", help="Luôn hiện thanh tiến độ.")
 
     def handle(self, market_code, period, progress, **options):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         try:
             first = parse_period(period)
             bar = ProgressBar(

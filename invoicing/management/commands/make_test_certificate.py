@@ -8,7 +8,7 @@ from invoicing import conf
 from invoicing.certificates import clear_cache
 from invoicing.models import InvoiceSettings
 from invoicing.signing import VIETNAM_TZ, format_subject, make_test_certificate
-from market40.models import Market
+from market40.commands import market_argument
 
 
 class Command(BaseCommand):
@@ -38,9 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Ghi đè tệp đã có.")
 
     def handle(self, market_code, out, password, password_ref, days, force, **options):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         if days < 1:
             raise CommandError("--days phải lớn hơn 0.")
         path = Path(out) if out else conf.certificate_dir() / f"{market.code}-test.p12"

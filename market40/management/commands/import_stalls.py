@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from market40.commands import market_argument
 from market40.errors import DomainError
-from market40.models import Market
 from market40.services import stalls_import
 from market40.tables import TableError
 
@@ -19,9 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Chỉ kiểm tra, không ghi.")
 
     def handle(self, market_code, file, dry_run, **options):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         try:
             report = stalls_import(market=market, path=file, dry_run=dry_run)
         except FileNotFoundError:

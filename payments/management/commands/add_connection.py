@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from market40.commands import market_argument
 from market40.errors import DomainError
-from market40.models import Market, ReceivingAccount
+from market40.models import ReceivingAccount
 from payments.models import Provider
 from payments.services import connection_create
 
@@ -25,9 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, market_code, provider, secret, account, mode, casso_version, **options):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         receiving = None
         if account:
             bin_, _sep, number = account.partition(":")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from market40.commands import market_argument
 from market40.errors import DomainError
-from market40.models import Market
 from market40.services import parse_period
 from payments.models import BankConnection
 from payments.simulator import (
@@ -68,9 +68,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, market_code, period, connection, url, seed, share_paid, faults, ledger, **o):
-        market = Market.objects.filter(code=market_code.upper()).first()
-        if market is None:
-            raise CommandError(f"Không tìm thấy chợ có mã “{market_code}”.")
+        market = market_argument(market_code)
         try:
             first = parse_period(period)
         except DomainError as error:
