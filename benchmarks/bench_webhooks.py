@@ -261,6 +261,12 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per phase")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--drain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run db_worker --batch after the load (tasks database)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres",
     )
@@ -408,7 +414,7 @@ def main() -> None:
             server.wait()
 
     drain_s = None
-    if args.tasks == "database":
+    if args.tasks == "database" and args.drain:
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay"],
