@@ -232,3 +232,46 @@ def test_our_own_failure_while_verifying_is_answered_500_and_written_on_the_even
     assert bytes(event.body) == body
     assert event.http_status == 500
     assert "InvalidToken" in event.processing_error
+
+
+def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_half_stored(
+    billed_a, market_a, monkeypatch
+):
+    from payments import services
+
+    connection = connect(market_a, "casso", version="v1")
+    demands = list(FeeDemand.objects.order_by("pk"))[:2]
+    transfers = [
+        make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
+        for n, d in enumerate(demands, 1)
+    ]
+    body, headers = build(connection, transfers)
+    real_store = services.store_transfers
+
+    def stores_one_then_fails(**kwargs):
+        real_store(**{**kwargs, "transfers": kwargs["transfers"][:1]})
+        raise RuntimeError("mất kết nối giữa chừng")
+
+    monkeypatch.setattr(services, "store_transfers", stores_one_then_fails)
+    client = Client(raise_request_exception=False)
+
+    response = post(client, connection, body, headers)
+
+    assert response.status_code == 500  # the provider delivers it again
+    event = WebhookEvent.objects.get()
+    assert bytes(event.body) == body
+    assert event.http_status == 500
+    assert "mất kết nối giữa chừng" in event.processing_error
+    assert BankTransaction.objects.count() == 0  # the first transfer went back too
+
+    monkeypatch.undo()
+    again = post(client, connection, body, headers)
+
+    assert again.status_code == 200
+    assert WebhookEvent.objects.count() == 2
+    assert last_event().outcome == WebhookEvent.Outcome.ACCEPTED
+    assert last_event().new_transactions == 2
+    assert BankTransaction.objects.count() == 2
+    assert set(
+        FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list("status", flat=True)
+    ) == {FeeDemand.Status.PAID}
