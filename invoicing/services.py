@@ -17,6 +17,14 @@ Every issuance goes through ``_issue``, one transaction per batch:
 
 Signing happens inside the lock because the number is inside the signed data. That serialises
 issuers of one serial for ~1 RSA operation each, which is the price of gap-free numbering.
+
+A period run (``_issue_period``) pipelines two batches: while it stores batch k, a signer
+thread numbers, builds and signs batch k + 1 with the numbers that will be next if batch k is
+stored as signed (``_sign_batch``, which reads no database). ``_issue`` stores such a batch
+only if, under the lock, its numbers are still the next ones and none of its demands got an
+invoice meanwhile; otherwise it signs the batch again there, as in step 2. The counter still
+moves only in the storing transaction, so the guarantees above hold; the database's work on
+one batch overlaps the signing of the next.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import gc
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -541,6 +550,8 @@ class IssueOutcome:
     invoices: list[IssuedInvoice] = field(default_factory=list)
     existing: list[int] = field(default_factory=list)  # pks of originals issued before
     failures: list[IssueFailure] = field(default_factory=list)
+    serial: InvoiceSerial | None = None  # the serial used, and its next number after
+    next_number: int = 0
 
 
 def local_today() -> date:
@@ -658,6 +669,95 @@ LINE_COLUMNS = (
 )
 
 
+@dataclass
+class _SignedBatch:
+    """Drafts numbered from ``first_number`` under ``serial``, built and signed, not stored."""
+
+    serial: InvoiceSerial
+    first_number: int
+    issue_date: date
+    db: _DbValues
+    invoice_rows: list[tuple] = field(default_factory=list)
+    line_rows: dict[str, list[tuple]] = field(default_factory=dict)
+    stored: list[tuple[str, int, int]] = field(default_factory=list)  # (Id, demand, number)
+    failures: list[IssueFailure] = field(default_factory=list)
+    pks: list[int] = field(default_factory=list)  # set when stored
+
+    @property
+    def next_number(self) -> int:
+        return self.first_number + len(self.stored)
+
+
+def _sign_batch(
+    *,
+    drafts: Sequence[Draft],
+    settings: InvoiceSettings,
+    serial: InvoiceSerial,
+    first_number: int,
+    key: SigningKey,
+    issue_date: date,
+    signing_time: datetime,
+    issued_by: int | None,
+) -> _SignedBatch:
+    """Number ``drafts`` consecutively from ``first_number``, build and sign them. Reads
+    nothing from the database, so it can run beside the storing of the previous batch. A
+    draft whose data the builder refuses is reported in ``failures`` and takes no number; a
+    signing failure raises."""
+    batch = _SignedBatch(
+        serial=serial,
+        first_number=first_number,
+        issue_date=issue_date,
+        db=_DbValues(issue_date=issue_date, signing_time=signing_time),
+    )
+    number = first_number
+    for draft in drafts:
+        if number > MAX_INVOICE_NUMBER:
+            raise Conflict(
+                _("Ký hiệu %(serial)s đã dùng hết số (tối đa 8 chữ số).")
+                % {"serial": serial.serial},
+                code="serial_exhausted",
+            )
+        data = invoice_xml.InvoiceData(
+            invoice_id=invoice_xml.new_invoice_id(),
+            form=settings.form,
+            serial=serial.serial,
+            number=number,
+            issue_date=issue_date,
+            seller=draft.seller,
+            buyer=draft.buyer,
+            lines=draft.lines,
+            totals=draft.totals,
+            provider_tax_code=settings.provider_tax_code,
+            payment_method=PAYMENT_METHOD,
+            related=_related_xml(draft),
+            extra=draft.extra,
+        )
+        try:
+            unsigned = invoice_xml.build_unsigned_invoice(data)
+        except invoice_xml.InvoiceDataError as error:
+            batch.failures.append(
+                IssueFailure(draft.demand.pk, draft.demand.payment_code, error.message_vi)
+            )
+            continue
+        try:
+            signed = sign_invoice(unsigned, key, signing_time=signing_time)
+        except SigningError as error:
+            # The certificate was checked before; this is the last guard. Nothing of the
+            # batch is stored, and no number is taken.
+            raise CertificateError(
+                _("Không ký được hóa đơn: %(error)s. Không hóa đơn nào được lưu.")
+                % {"error": error},
+                code="signing_failed",
+            ) from error
+        batch.invoice_rows.append(
+            _invoice_row(draft, data, unsigned, signed, serial, key, issued_by, batch.db)
+        )
+        batch.line_rows[data.invoice_id] = _line_rows(draft, batch.db)
+        batch.stored.append((data.invoice_id, draft.demand.pk, number))
+        number += 1
+    return batch
+
+
 def _issue(
     *,
     market: Market,
@@ -667,14 +767,18 @@ def _issue(
     user: Any = None,
     issue_date: date | None = None,
     signing_time: datetime | None = None,
+    signed: _SignedBatch | None = None,
 ) -> IssueOutcome:
     """Number, build, sign and store ``drafts`` in one transaction (see the module docstring).
 
-    A draft whose data the builder refuses is reported in ``failures`` and takes no number;
-    a signing failure aborts the whole transaction.
+    ``signed`` is the batch already signed outside the transaction with the numbers that
+    were next when it was prepared (``_issue_period``). It is stored only if, under the
+    serial's lock, those numbers are still next and none of its demands got an invoice
+    meanwhile; otherwise the drafts are numbered and signed again here, under the lock. So
+    numbers are always allocated in the transaction that stores the signed invoices.
     """
     outcome = IssueOutcome()
-    issue_date = issue_date or local_today()
+    issue_date = signed.issue_date if signed else (issue_date or local_today())
     signing_time = signing_time or timezone.now()
     issued_by = user.pk if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
@@ -686,83 +790,55 @@ def _issue(
                 demand_id__in=_id_list(originals), kind=Invoice.Kind.ORIGINAL
             ).values_list("demand_id", "pk")
         )
-        first_number = number = serial.next_number
-        invoice_rows: list[tuple] = []
-        line_rows: dict[str, list[tuple]] = {}
-        stored: list[tuple[str, int, int]] = []  # (DLHDon Id, demand, number)
-        db = _DbValues(issue_date=issue_date, signing_time=signing_time)
-        for draft in drafts:
-            if draft.kind == Invoice.Kind.ORIGINAL and draft.demand.pk in existing:
-                outcome.existing.append(existing[draft.demand.pk])
-                continue
-            if number > MAX_INVOICE_NUMBER:
-                raise Conflict(
-                    _("Ký hiệu %(serial)s đã dùng hết số (tối đa 8 chữ số).")
-                    % {"serial": serial.serial},
-                    code="serial_exhausted",
-                )
-            data = invoice_xml.InvoiceData(
-                invoice_id=invoice_xml.new_invoice_id(),
-                form=settings.form,
-                serial=serial.serial,
-                number=number,
+        outcome.existing = [existing[d.demand.pk] for d in drafts if d.demand.pk in existing]
+        if (
+            signed is None
+            or existing
+            or signed.serial.pk != serial.pk
+            or signed.first_number != serial.next_number
+        ):
+            signed = _sign_batch(
+                drafts=[d for d in drafts if d.demand.pk not in existing],
+                settings=settings,
+                serial=serial,
+                first_number=serial.next_number,
+                key=key,
                 issue_date=issue_date,
-                seller=draft.seller,
-                buyer=draft.buyer,
-                lines=draft.lines,
-                totals=draft.totals,
-                provider_tax_code=settings.provider_tax_code,
-                payment_method=PAYMENT_METHOD,
-                related=_related_xml(draft),
-                extra=draft.extra,
+                signing_time=signing_time,
+                issued_by=issued_by,
             )
-            try:
-                unsigned = invoice_xml.build_unsigned_invoice(data)
-            except invoice_xml.InvoiceDataError as error:
-                outcome.failures.append(
-                    IssueFailure(draft.demand.pk, draft.demand.payment_code, error.message_vi)
-                )
-                continue
-            try:
-                signed = sign_invoice(unsigned, key, signing_time=signing_time)
-            except SigningError as error:
-                # The certificate was checked before the transaction; this is the last guard.
-                # Raising rolls back every invoice of the batch and its number.
-                raise CertificateError(
-                    _("Không ký được hóa đơn: %(error)s. Không hóa đơn nào được lưu.")
-                    % {"error": error},
-                    code="signing_failed",
-                ) from error
-            invoice_rows.append(
-                _invoice_row(draft, data, unsigned, signed, serial, key, issued_by, db)
-            )
-            line_rows[data.invoice_id] = _line_rows(draft, db)
-            stored.append((data.invoice_id, draft.demand.pk, number))
-            number += 1
-        if invoice_rows:
-            _compress_xml_with_lz4()
-            _insert(Invoice, INVOICE_COLUMNS, invoice_rows)
-            pks = dict(
-                Invoice.objects.filter(
-                    invoice_id__in=_id_list(list(line_rows), "varchar")
-                ).values_list("invoice_id", "pk")
-            )
-            _insert(
-                InvoiceLine,
-                LINE_COLUMNS,
-                ((pks[invoice_id], *row) for invoice_id, rows in line_rows.items() for row in rows),
-                small_rows=True,
-            )
-            moved = InvoiceSerial.objects.filter(pk=serial.pk, next_number=first_number).update(
-                next_number=number
-            )
+        outcome.failures = signed.failures
+        outcome.serial, outcome.next_number = serial, signed.next_number
+        if signed.stored:
+            _store_signed(signed)
+            moved = InvoiceSerial.objects.filter(
+                pk=serial.pk, next_number=signed.first_number
+            ).update(next_number=signed.next_number)
             if moved != 1:  # impossible under the lock; never store a number twice
                 raise Conflict(_("Bộ đếm số hóa đơn vừa bị thay đổi; vui lòng thử lại."))
             outcome.invoices = [
-                IssuedInvoice(pks[invoice_id], demand_id, settings.form, serial.serial, n)
-                for invoice_id, demand_id, n in stored
+                IssuedInvoice(pk, demand_id, settings.form, serial.serial, number)
+                for pk, (_id, demand_id, number) in zip(signed.pks, signed.stored, strict=True)
             ]
     return outcome
+
+
+def _store_signed(signed: _SignedBatch) -> None:
+    """Insert the invoices of ``signed`` and their lines; sets ``signed.pks``."""
+    _compress_xml_with_lz4()
+    _insert(Invoice, INVOICE_COLUMNS, signed.invoice_rows)
+    pks = dict(
+        Invoice.objects.filter(
+            invoice_id__in=_id_list(list(signed.line_rows), "varchar")
+        ).values_list("invoice_id", "pk")
+    )
+    _insert(
+        InvoiceLine,
+        LINE_COLUMNS,
+        ((pks[invoice_id], *row) for invoice_id, rows in signed.line_rows.items() for row in rows),
+        small_rows=True,
+    )
+    signed.pks = [pks[invoice_id] for invoice_id, _demand, _number in signed.stored]
 
 
 class _DbValues:
@@ -1125,11 +1201,10 @@ def _issue_period(
     paid = FeeDemand.objects.filter(market=market, period=period, status__in=PAID_STATUSES)
     todo = list(demands_awaiting_invoice(market=market, period=period).values_list("pk", flat=True))
     result.already_issued = paid.count() - len(todo)
-    done = 0
     if progress:
         progress(0, len(todo))
-    for start in range(0, len(todo), batch_size):
-        ids = todo[start : start + batch_size]
+
+    def drafts_of(ids: list[int]) -> list[Draft]:
         drafts = []
         for demand in demand_facts(ids, shared):
             try:
@@ -1137,26 +1212,86 @@ def _issue_period(
             except (Conflict, InvalidInput, ValueError) as error:
                 message = getattr(error, "message", str(error))
                 result.failures.append(IssueFailure(demand.pk, demand.payment_code, message))
-        outcome = _issue(
-            market=market,
-            settings=settings,
-            key=key,
-            drafts=drafts,
-            user=user,
-            signing_time=signing_time,
-        )
-        result.issued += len(outcome.invoices)
-        result.already_issued += len(outcome.existing)
-        result.failures.extend(outcome.failures)
-        if outcome.invoices:
-            result.serial = f"{outcome.invoices[0].form}{outcome.invoices[0].serial_code}"
-            if result.first_number is None:
-                result.first_number = outcome.invoices[0].number
-            result.last_number = outcome.invoices[-1].number
-        done += len(ids)
-        if progress:
-            progress(done, len(todo))
+        return drafts
+
+    issued_by = user.pk if getattr(user, "is_authenticated", False) else None
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    # A pipeline of two: while this thread stores batch k (and reads batch k + 1), the
+    # signer thread builds and signs batch k + 1 with the numbers that will be next if
+    # batch k is stored as signed. Storing re-checks that under the serial's lock and
+    # signs again there if anything changed (``_issue``), so the numbers stay gapless and
+    # are allocated in the storing transaction. The signer touches no database.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="invoice-signer") as signer:
+
+        def sign_ahead(drafts: list[Draft], after: _SignedBatch | IssueOutcome | None):
+            """Start signing ``drafts`` numbered after ``after`` (a batch signed or stored)."""
+            if after is None or after.serial is None:
+                return None
+            return signer.submit(
+                _sign_batch,
+                drafts=drafts,
+                settings=settings,
+                serial=after.serial,
+                first_number=after.next_number,
+                key=key,
+                issue_date=local_today(),
+                signing_time=signing_time,
+                issued_by=issued_by,
+            )
+
+        done = 0
+        drafts = drafts_of(batches[0]) if batches else []
+        ahead = sign_ahead(drafts, _next_unlocked(market, settings))
+        for k, ids in enumerate(batches):
+            signed = ahead.result() if ahead else None
+            following = drafts_of(batches[k + 1]) if k + 1 < len(batches) else None
+            ahead = sign_ahead(following, signed) if following is not None else None
+            outcome = _issue(
+                market=market,
+                settings=settings,
+                key=key,
+                drafts=drafts,
+                user=user,
+                signing_time=signing_time,
+                signed=signed,
+            )
+            if following is not None and (
+                ahead is None or signed is None or signed.next_number != outcome.next_number
+            ):
+                # Batch k was numbered again under the lock: what is being signed for
+                # batch k + 1 carries the wrong numbers (its store would sign it again).
+                if ahead is not None and not ahead.cancel():
+                    wait([ahead])  # its result, or error, no longer matters
+                ahead = sign_ahead(following, outcome)
+            result.issued += len(outcome.invoices)
+            result.already_issued += len(outcome.existing)
+            result.failures.extend(outcome.failures)
+            if outcome.invoices:
+                result.serial = f"{outcome.invoices[0].form}{outcome.invoices[0].serial_code}"
+                if result.first_number is None:
+                    result.first_number = outcome.invoices[0].number
+                result.last_number = outcome.invoices[-1].number
+            drafts = following or []
+            done += len(ids)
+            if progress:
+                # Reported with the signer idle, so the progress callback has the process
+                # to itself (the benchmark measures raw RSA in it).
+                if ahead is not None:
+                    wait([ahead])
+                progress(done, len(todo))
     return result
+
+
+def _next_unlocked(market: Market, settings: InvoiceSettings) -> IssueOutcome | None:
+    """This year's serial and its next number, read without a lock: what a first batch is
+    signed with ahead of its storing. ``None`` if the serial does not exist yet (the first
+    batch is then signed under the lock that creates it)."""
+    serial = InvoiceSerial.objects.filter(
+        market=market, form=settings.form, year=local_today().year, active=True
+    ).first()
+    if serial is None or serial.seller_tax_code != market.tax_code:
+        return None
+    return IssueOutcome(serial=serial, next_number=serial.next_number)
 
 
 # --- corrections ---------------------------------------------------------------------
