@@ -11,11 +11,7 @@ from invoicing import services, testing
 from invoicing.models import Invoice
 from market40.models import ApiToken, FeeDemand
 
-
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture

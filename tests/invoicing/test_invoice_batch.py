@@ -25,10 +25,7 @@ from tests import factories
 PERIOD = date(2026, 5, 1)
 
 
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture

@@ -15,11 +15,7 @@ from invoicing.models import Invoice, InvoiceSerial, InvoiceSettings
 from invoicing.signing import make_test_certificate
 from market40.models import FeeDemand
 
-
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture

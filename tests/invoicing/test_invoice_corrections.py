@@ -11,11 +11,7 @@ from invoicing.xml import parse_invoice_summary, safe_parse
 from market40.errors import Conflict, InvalidInput
 from market40.models import FeeDemand, StallHolder
 
-
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture

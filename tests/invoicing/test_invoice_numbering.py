@@ -17,11 +17,7 @@ from market40.errors import Conflict
 from market40.models import FeeDemand
 from tests import factories
 
-
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture

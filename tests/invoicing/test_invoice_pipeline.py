@@ -20,10 +20,7 @@ PERIOD = date(2026, 5, 1)
 STALLS = 30
 
 
-@pytest.fixture(autouse=True)
-def every_invoice_verifies(db, tmp_path):
-    yield
-    testing.check_stored_invoices(tmp_path / "xmlsec1")
+pytestmark = pytest.mark.usefixtures("every_invoice_verifies")
 
 
 @pytest.fixture
