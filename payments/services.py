@@ -226,7 +226,7 @@ def _store_authentic(
         outcome = WebhookEvent.Outcome.ACCEPTED
     # Written as if every transfer were new (the common case); a redelivery corrects
     # the counts in the same transaction, before anyone can see them.
-    _answer(event, outcome, status, answer)
+    event.outcome, event.http_status = outcome, status
     event.transfer_count = event.new_transactions = len(transfers)
     in_transaction = enqueues_in_transaction(process_event)
     try:
