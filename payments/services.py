@@ -220,13 +220,10 @@ def _store_authentic(
 
     module = PROVIDERS[connection.provider]
     status, answer = module.success_response()
-    if transfers and all(t.is_test for t in transfers):
-        outcome = WebhookEvent.Outcome.TEST
-    else:
-        outcome = WebhookEvent.Outcome.ACCEPTED
     # Written as if every transfer were new (the common case); a redelivery corrects
     # the counts in the same transaction, before anyone can see them.
-    event.outcome, event.http_status = outcome, status
+    event.outcome = _outcome(transfers, new=len(transfers))
+    event.http_status = status
     event.transfer_count = event.new_transactions = len(transfers)
     in_transaction = enqueues_in_transaction(process_event)
     try:
@@ -234,8 +231,7 @@ def _store_authentic(
             insert_one(event)
             created = store_transfers(connection=connection, event=event, transfers=transfers)
             if len(created) != len(transfers):
-                if transfers and not created and outcome == WebhookEvent.Outcome.ACCEPTED:
-                    event.outcome = WebhookEvent.Outcome.DUPLICATE
+                event.outcome = _outcome(transfers, new=len(created))
                 event.new_transactions = len(created)
                 update_rows(WebhookEvent, ["outcome", "new_transactions"], [event])
             if created and in_transaction:
@@ -247,6 +243,15 @@ def _store_authentic(
     if created and not in_transaction:
         process_event.enqueue(event.pk)
     return Delivery(status=status, body=answer, event_id=event.pk)
+
+
+def _outcome(transfers: list[Transfer], *, new: int) -> str:
+    """What an authentic delivery of ``transfers`` was, ``new`` of them not seen before."""
+    if transfers and all(t.is_test for t in transfers):
+        return WebhookEvent.Outcome.TEST
+    if transfers and not new:
+        return WebhookEvent.Outcome.DUPLICATE
+    return WebhookEvent.Outcome.ACCEPTED
 
 
 def _answer(
@@ -405,12 +410,32 @@ def event_process(event_id: int) -> int:
     return len(ids)
 
 
+def replayable(event: WebhookEvent) -> bool:
+    """Stored as authentic, or verified as authentic and then not stored because of an
+    error of ours (answered 500, kept as received with the error)."""
+    if event.outcome in (WebhookEvent.Outcome.ACCEPTED, WebhookEvent.Outcome.DUPLICATE):
+        return True
+    return (
+        event.outcome == WebhookEvent.Outcome.RECEIVED
+        and event.http_status == 500
+        and bool(event.verify_scheme)
+    )
+
+
 def event_reprocess(event: WebhookEvent) -> int:
     """Replay an event that was stored as authentic: re-parse its stored bytes (a
-    redelivery-safe no-op for transfers already stored) and process them again."""
-    if event.outcome not in (WebhookEvent.Outcome.ACCEPTED, WebhookEvent.Outcome.DUPLICATE):
+    redelivery-safe no-op for transfers already stored) and process them again. A
+    delivery that was verified but whose transfers were not stored because of an error
+    of ours gets them now, and the outcome it would have had."""
+    if not replayable(event):
         return 0
     module = PROVIDERS[event.connection.provider]
     transfers = module.parse(bytes(event.body))
-    store_transfers(connection=event.connection, event=event, transfers=transfers)
+    with transaction.atomic():
+        created = store_transfers(connection=event.connection, event=event, transfers=transfers)
+        if event.outcome == WebhookEvent.Outcome.RECEIVED:
+            event.outcome = _outcome(transfers, new=len(created))
+            event.transfer_count = len(transfers)
+            event.new_transactions = len(created)
+            update_rows(WebhookEvent, ["outcome", "transfer_count", "new_transactions"], [event])
     return event_process(event.pk)

@@ -275,3 +275,63 @@ def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_ha
     assert set(
         FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list("status", flat=True)
     ) == {FeeDemand.Status.PAID}
+
+
+def test_a_verified_delivery_our_error_kept_from_being_stored_is_finished_by_the_replay(
+    billed_a, market_a, monkeypatch
+):
+    from payments import services
+
+    connection = connect(market_a, "casso", version="v1")
+    demands = list(FeeDemand.objects.order_by("pk"))[:2]
+    transfers = [
+        make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
+        for n, d in enumerate(demands, 1)
+    ]
+    body, headers = build(connection, transfers)
+
+    def fails(**kwargs):
+        raise RuntimeError("lỗi của chúng tôi")
+
+    monkeypatch.setattr(services, "store_transfers", fails)
+    client = Client(raise_request_exception=False)
+    assert post(client, connection, body, headers).status_code == 500
+    monkeypatch.undo()
+    failed = last_event()
+    assert failed.outcome == WebhookEvent.Outcome.RECEIVED and failed.verify_scheme
+
+    out = StringIO()
+    call_command("reprocess_webhooks", "--failed", stdout=out, stderr=StringIO())
+
+    event = WebhookEvent.objects.get()
+    assert (event.outcome, event.transfer_count, event.new_transactions) == (
+        WebhookEvent.Outcome.ACCEPTED,
+        2,
+        2,
+    )
+    assert event.processing_error == "" and event.processed_at is not None
+    assert "2 giao dịch được đối soát" in out.getvalue()
+    assert set(
+        FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list("status", flat=True)
+    ) == {FeeDemand.Status.PAID}
+    # Replaying again, or the provider's own retry, changes nothing.
+    call_command("reprocess_webhooks", "--ids", str(event.pk), stdout=StringIO())
+    assert post(client, connection, body, headers).status_code == 200
+    assert last_event().outcome == WebhookEvent.Outcome.DUPLICATE
+    assert BankTransaction.objects.count() == 2
+    assert Allocation.objects.count() == 2
+    assert_ledger_consistent()
+
+
+def test_a_delivery_that_failed_before_it_was_verified_is_not_replayed(market_a, settings):
+    connection = connect(market_a, "simulator")
+    body, headers = build(connection, [make_transfer(connection, 1)])
+    key = settings.CONNECTION_SECRETS_KEY
+    settings.CONNECTION_SECRETS_KEY = "a-rotated-key-the-stored-secret-was-not-made-with"
+    assert post(Client(raise_request_exception=False), connection, body, headers).status_code == 500
+    settings.CONNECTION_SECRETS_KEY = key  # the secret can be read again: still not trusted
+
+    call_command("reprocess_webhooks", "--failed", stdout=StringIO(), stderr=StringIO())
+
+    assert last_event().outcome == WebhookEvent.Outcome.RECEIVED
+    assert BankTransaction.objects.count() == 0

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand
+from django.db.models import Q
 
 from market40.progress import ProgressBar
 from payments.models import WebhookEvent
@@ -16,8 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--ids", nargs="+", type=int, help="Mã các lần gọi cần xử lý lại.")
 
     def handle(self, failed, ids, **options):
+        # Authentic deliveries, and verified ones our own error kept from being stored
+        # (services.replayable).
         events = WebhookEvent.objects.filter(
-            outcome__in=[WebhookEvent.Outcome.ACCEPTED, WebhookEvent.Outcome.DUPLICATE]
+            Q(outcome__in=[WebhookEvent.Outcome.ACCEPTED, WebhookEvent.Outcome.DUPLICATE])
+            | (Q(outcome=WebhookEvent.Outcome.RECEIVED, http_status=500) & ~Q(verify_scheme=""))
         ).select_related("connection")
         if failed:
             events = events.exclude(processing_error="")
