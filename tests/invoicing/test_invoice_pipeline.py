@@ -120,3 +120,43 @@ def test_an_invoice_issued_meanwhile_makes_the_batches_signed_ahead_sign_again(
     assert_gapless_once_each(STALLS)
     stored = Invoice.objects.filter(demand_id__in=paid[20:29]).order_by("number")
     assert list(stored.values_list("number", flat=True)) == list(range(22, 31))
+
+
+def test_a_signing_failure_in_the_signer_stops_the_run_after_the_batches_stored(
+    paid, market_a, monkeypatch
+):
+    from invoicing.certificates import CertificateError
+    from invoicing.signing import SigningError
+
+    real_sign = services.sign_invoice
+    calls = []
+
+    def fails_on_the_fifteenth(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 15:  # the fifth invoice of the second batch, signed ahead
+            raise SigningError("the token was unplugged")
+        return real_sign(*args, **kwargs)
+
+    monkeypatch.setattr(services, "sign_invoice", fails_on_the_fifteenth)
+
+    with pytest.raises(CertificateError) as failure:
+        services.invoices_issue_for_period(market=market_a, period=PERIOD, batch_size=10)
+
+    assert failure.value.code == "signing_failed"
+    assert calls[14] == "invoice-signer_0"
+    # The first batch was stored; nothing of the second, and no number taken for it.
+    assert_gapless_once_each_of(paid[0:10], count=11)
+
+    monkeypatch.undo()
+    result = services.invoices_issue_for_period(market=market_a, period=PERIOD, batch_size=10)
+
+    assert result.issued == STALLS - 11
+    assert_gapless_once_each(STALLS)
+
+
+def assert_gapless_once_each_of(demand_ids: list[int], *, count: int) -> None:
+    numbers = sorted(Invoice.objects.values_list("number", flat=True))
+    assert numbers == list(range(1, count + 1))
+    assert InvoiceSerial.objects.get().next_number == count + 1
+    invoiced = set(Invoice.objects.values_list("demand_id", flat=True))
+    assert set(demand_ids) <= invoiced and len(invoiced) == count
