@@ -234,18 +234,30 @@ def test_our_own_failure_while_verifying_is_answered_500_and_written_on_the_even
     assert "InvalidToken" in event.processing_error
 
 
-def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_half_stored(
-    billed_a, market_a, monkeypatch
-):
-    from payments import services
-
-    connection = connect(market_a, "casso", version="v1")
+def batch_paying_two_demands(market):
+    """A Casso v1 batch of two transfers, each paying one demand of ``market`` in full."""
+    connection = connect(market, "casso", version="v1")
     demands = list(FeeDemand.objects.order_by("pk"))[:2]
     transfers = [
         make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
         for n, d in enumerate(demands, 1)
     ]
-    body, headers = build(connection, transfers)
+    return (connection, demands, *build(connection, transfers))
+
+
+def assert_paid(demands) -> None:
+    statuses = FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list(
+        "status", flat=True
+    )
+    assert set(statuses) == {FeeDemand.Status.PAID}
+
+
+def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_half_stored(
+    billed_a, market_a, monkeypatch
+):
+    from payments import services
+
+    connection, demands, body, headers = batch_paying_two_demands(market_a)
     real_store = services.store_transfers
 
     def stores_one_then_fails(**kwargs):
@@ -272,9 +284,7 @@ def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_ha
     assert last_event().outcome == WebhookEvent.Outcome.ACCEPTED
     assert last_event().new_transactions == 2
     assert BankTransaction.objects.count() == 2
-    assert set(
-        FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list("status", flat=True)
-    ) == {FeeDemand.Status.PAID}
+    assert_paid(demands)
 
 
 def test_a_verified_delivery_our_error_kept_from_being_stored_is_finished_by_the_replay(
@@ -282,13 +292,7 @@ def test_a_verified_delivery_our_error_kept_from_being_stored_is_finished_by_the
 ):
     from payments import services
 
-    connection = connect(market_a, "casso", version="v1")
-    demands = list(FeeDemand.objects.order_by("pk"))[:2]
-    transfers = [
-        make_transfer(connection, n, amount_vnd=d.total_vnd, content=d.payment_code)
-        for n, d in enumerate(demands, 1)
-    ]
-    body, headers = build(connection, transfers)
+    connection, demands, body, headers = batch_paying_two_demands(market_a)
 
     def fails(**kwargs):
         raise RuntimeError("lỗi của chúng tôi")
@@ -311,9 +315,7 @@ def test_a_verified_delivery_our_error_kept_from_being_stored_is_finished_by_the
     )
     assert event.processing_error == "" and event.processed_at is not None
     assert "2 giao dịch được đối soát" in out.getvalue()
-    assert set(
-        FeeDemand.objects.filter(pk__in=[d.pk for d in demands]).values_list("status", flat=True)
-    ) == {FeeDemand.Status.PAID}
+    assert_paid(demands)
     # Replaying again, or the provider's own retry, changes nothing.
     call_command("reprocess_webhooks", "--ids", str(event.pk), stdout=StringIO())
     assert post(client, connection, body, headers).status_code == 200
