@@ -19,7 +19,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 import zipfile
 from datetime import date
@@ -38,6 +37,7 @@ from exports.month import MonthOptions, month_checks, month_run, verify_invoices
 from invoicing.models import Invoice, InvoiceSerial
 from market40.models import FeeDemand, Market
 from payments.models import BankTransaction
+from tests.conftest import run_manage
 
 REPO = Path(__file__).resolve().parents[2]
 PERIOD = "2026-05"
@@ -118,15 +118,8 @@ def month_env(tmp_path):
             )
 
 
-def manage(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return run_manage(env, *args, timeout=600)  # a month of 200 stalls, twice over HTTP
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

@@ -1,21 +1,8 @@
 """The settings module: environment-driven, and clean under `check --deploy`."""
 
 import os
-import subprocess
-import sys
 
-from tests.conftest import REPO_ROOT
-
-
-def _manage(*args, env):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import run_manage
 
 
 def _production_env(tmp_path):
@@ -36,7 +23,7 @@ def _production_env(tmp_path):
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env(tmp_path))
+    result = run_manage(_production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -44,7 +31,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 def test_check_deploy_warns_when_connection_secrets_follow_secret_key(tmp_path):
     env = _production_env(tmp_path)
     env.pop("CONNECTION_SECRETS_KEY")
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    result = run_manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
     assert "payments.W001" in result.stdout + result.stderr
 
@@ -56,7 +43,7 @@ def test_debug_is_off_unless_asked_for(tmp_path):
         "from django.conf import settings; "
         "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE)"
     )
-    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    result = run_manage(env, "shell", "--no-imports", "-c", code)
     assert result.stdout.split() == ["False", "Asia/Ho_Chi_Minh", "vi"], result.stderr
 
 
@@ -67,7 +54,7 @@ def test_database_url_selects_the_database(tmp_path):
         "from django.conf import settings; d = settings.DATABASES['default']; "
         "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'])"
     )
-    result = _manage("shell", "--no-imports", "-c", code, env=env)
+    result = run_manage(env, "shell", "--no-imports", "-c", code)
     assert result.stdout.split() == [
         "django.db.backends.postgresql",
         "db.example",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_manage
 from tests.payments.test_simulator import assert_ledger_matches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,14 +60,7 @@ def server_env(tmp_path):
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    result = run_manage(env, *args, timeout=timeout)
     assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
