@@ -9,6 +9,7 @@ converted by each field's own ``get_db_prep_save`` exactly as the ORM does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -110,6 +111,138 @@ def insert_one(obj: models.Model) -> None:
     ORM's per-call query compilation: for the few hot single-row inserts (a webhook
     delivery) where that compilation costs more than the database does."""
     _insert_returning(obj, None)
+
+
+# A statement carries at most this many parameters (PostgreSQL's limit is 65,535).
+MAX_PARAMETERS = 30_000
+
+
+def insert_objects(objects: Sequence[models.Model]) -> None:
+    """Insert new instances of one model and set their primary keys.
+
+    On PostgreSQL one multi-row ``INSERT … RETURNING pk`` per 30,000 parameters (the
+    rows come back in the order of the VALUES list, which ``bulk_create`` relies on
+    too); elsewhere one ``insert_one`` each. The groups of webhook deliveries committed
+    together (``payments.groupcommit``) are written with it."""
+    if not objects:
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        for obj in objects:
+            _insert_returning(obj, None)
+        return
+    pk = db.ops.quote_name(objects[0]._meta.pk.column)
+    for chunk, sql, params in _multi_row_insert(objects, db, f"RETURNING {pk}"):
+        with _bound_cursor(db) as cursor:
+            cursor.execute(sql, params)
+            ids = cursor.fetchall()
+        for obj, (value,) in zip(chunk, ids, strict=True):
+            obj.pk = value
+            obj._state.adding = False
+            obj._state.db = db.alias
+
+
+def insert_or_skip_objects(
+    objects: Sequence[models.Model], conflict_fields: Sequence[str]
+) -> list[models.Model]:
+    """``insert_or_skip`` for many instances of one model: returns those inserted, with
+    their primary keys set. Of several with the same key, in the database or among
+    ``objects``, none or only the first is inserted.
+
+    On PostgreSQL one multi-row ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING pk,
+    key`` per 30,000 parameters, the returned keys telling which were inserted;
+    elsewhere one ``insert_or_skip`` each."""
+    if not objects:
+        return []
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return [obj for obj in objects if _insert_returning(obj, conflict_fields)]
+    meta = objects[0]._meta
+    quote = db.ops.quote_name
+    keys = [meta.get_field(name) for name in conflict_fields]
+    key_columns = ", ".join(quote(f.column) for f in keys)
+    pk = quote(meta.pk.column)
+    tail = f"ON CONFLICT ({key_columns}) DO NOTHING RETURNING {pk}, {key_columns}"
+    inserted: list[models.Model] = []
+    for chunk, sql, params in _multi_row_insert(objects, db, tail):
+        with _bound_cursor(db) as cursor:
+            cursor.execute(sql, params)
+            returned = {tuple(row[1:]): row[0] for row in cursor.fetchall()}
+        for obj in chunk:
+            key = tuple(getattr(obj, f.attname) for f in keys)
+            if key in returned:
+                obj.pk = returned.pop(key)  # only the first object of a key got it
+                obj._state.adding = False
+                obj._state.db = db.alias
+                inserted.append(obj)
+    return inserted
+
+
+def _bound_cursor(db):
+    """A cursor that sends the parameters apart from the statement (PostgreSQL's
+    extended protocol) instead of quoting each into its text as Django's cursors do:
+    for a statement of many rows, less work for the driver, and the same text for the
+    same number of rows, which psycopg prepares once it has seen it a few times."""
+    import psycopg
+
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(psycopg.Cursor(db.connection))
+
+
+def _multi_row_insert(
+    objects: Sequence[models.Model], db, tail: str
+) -> Iterable[tuple[Sequence[models.Model], str, list[object]]]:
+    """(rows, statement, parameters) inserting ``objects`` in chunks, each statement
+    ending in ``tail``. A column whose value is the same in every row of the chunk
+    (the connection, a status, an empty note) is sent once:
+    ``INSERT INTO t (a, b, c) SELECT v.*, %s FROM (VALUES (%s, %s), (%s, %s)) AS v``;
+    a chunk of one row is a plain ``VALUES (…)``."""
+    fields, table, casts = _insert_parts(type(objects[0]), db.alias)
+    quote = db.ops.quote_name
+    size = max(1, MAX_PARAMETERS // len(fields))
+    for start in range(0, len(objects), size):
+        chunk = objects[start : start + size]
+        columns = [_column(f, chunk, db) for f in fields]
+        if len(chunk) == 1:
+            names = ", ".join(quote(f.column) for f in fields)
+            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            params = [column[0] for column in columns]
+            yield chunk, f"INSERT INTO {table} ({names}) VALUES {row} {tail}", params
+            continue
+        same = [all(v == column[0] for v in column) for column in columns]
+        varying = [i for i in range(len(fields)) if not same[i]]
+        constant = [i for i in range(len(fields)) if same[i]]
+        names = ", ".join(quote(fields[i].column) for i in varying + constant)
+        # Typed placeholders: a VALUES list in a subquery would read an untyped one
+        # (a NULL, a string) as text, which a numeric or time column does not accept.
+        row = "(" + ", ".join(casts[i] for i in varying) + ")"
+        select = ", ".join(["v.*"] * bool(varying) + [casts[i] for i in constant])
+        source = f" FROM (VALUES {', '.join([row] * len(chunk))}) AS v" if varying else ""
+        # In the order of the placeholders: the select list's, then the rows'.
+        params = [columns[i][0] for i in constant]
+        params += [columns[i][r] for r in range(len(chunk)) for i in varying]
+        yield chunk, f"INSERT INTO {table} ({names}) SELECT {select}{source} {tail}", params
+
+
+@functools.cache
+def _insert_parts(
+    model: type[models.Model], alias: str
+) -> tuple[list[models.Field], str, list[str]]:
+    db = connections[alias]
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    casts = [f"%s::{f.cast_db_type(db)}" for f in fields]
+    return fields, db.ops.quote_name(model._meta.db_table), casts
+
+
+# Fields whose value the driver cannot take as the attribute holds it.
+_CONVERTED = (models.DateField, models.JSONField, models.BinaryField, models.DecimalField)
+
+
+def _column(field: models.Field, objects: Sequence[models.Model], db) -> list[object]:
+    if isinstance(field, _CONVERTED):
+        return [field.get_db_prep_save(field.pre_save(obj, True), db) for obj in objects]
+    return [getattr(obj, field.attname) for obj in objects]
 
 
 def _insert_returning(obj: models.Model, conflict_fields: Sequence[str] | None) -> bool:

@@ -2,12 +2,13 @@
 
 from datetime import UTC, datetime
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from market40.bulk import insert_or_skip, update_rows
+from market40.bulk import insert_objects, insert_or_skip, insert_or_skip_objects, update_rows
 from market40.models import FeeDemand
-from payments.models import BankTransaction
+from payments.models import BankTransaction, WebhookEvent
 from payments.services import connection_create
 
 
@@ -70,3 +71,55 @@ def test_update_rows_with_nothing_to_write_sends_nothing(db):
     with CaptureQueriesContext(connection) as queries:
         update_rows(FeeDemand, ["paid_vnd"], [])
     assert len(queries) == 0
+
+
+def _event(conn, n: int, **kw) -> WebhookEvent:
+    return WebhookEvent(connection=conn, headers={"n": n}, body=f"thân {n}".encode(), **kw)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_insert_objects_stores_each_objects_own_values_and_sets_its_key(market_a, rows):
+    conn, _secret, _ = connection_create(market=market_a, provider="simulator")
+    done = datetime(2026, 5, 3, 2, 15, tzinfo=UTC)
+    events = [
+        # Some columns differ between rows, some are the same in all (sent once), and
+        # a time column that is empty in some rows or in all of them.
+        _event(conn, n, http_status=200 + n, processed_at=done if n % 2 else None)
+        for n in range(rows)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        insert_objects(events)
+
+    # PostgreSQL: one statement for all rows; SQLite: one each.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else rows)
+    assert [e.pk for e in events] == sorted(e.pk for e in events)
+    for n, event in enumerate(events):
+        stored = WebhookEvent.objects.get(pk=event.pk)
+        assert (stored.headers, bytes(stored.body)) == ({"n": n}, f"thân {n}".encode())
+        assert stored.http_status == 200 + n and stored.connection_id == conn.pk
+        assert stored.processed_at == (done if n % 2 else None)
+        assert stored.received_at == event.received_at and stored.attempts == 0
+
+
+def test_insert_or_skip_objects_stores_only_new_keys_and_the_first_of_a_repeated_one(market_a):
+    conn, _secret, _ = connection_create(market=market_a, provider="simulator")
+    assert insert_or_skip(_transfer(conn, "FT-OLD"), ["connection", "provider_transaction_id"])
+    batch = [
+        _transfer(conn, "FT-A", amount_vnd=1_000),
+        _transfer(conn, "FT-OLD", amount_vnd=2_000),  # stored before
+        _transfer(conn, "FT-B", amount_vnd=3_000, running_balance_vnd=None),
+        _transfer(conn, "FT-A", amount_vnd=4_000),  # repeats the first of the batch
+        _transfer(conn, "FT-C", amount_vnd=5_000, running_balance_vnd=9_000),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        inserted = insert_or_skip_objects(batch, ["connection", "provider_transaction_id"])
+
+    assert len(queries) == (1 if connection.vendor == "postgresql" else len(batch))
+    assert inserted == [batch[0], batch[2], batch[4]]
+    assert batch[1].pk is None and batch[3].pk is None
+    amounts = dict(BankTransaction.objects.values_list("provider_transaction_id", "amount_vnd"))
+    assert amounts == {"FT-OLD": 150_000, "FT-A": 1_000, "FT-B": 3_000, "FT-C": 5_000}
+    assert BankTransaction.objects.get(pk=batch[4].pk).running_balance_vnd == 9_000
+    assert insert_or_skip_objects([], ["connection", "provider_transaction_id"]) == []
