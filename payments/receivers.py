@@ -1,10 +1,11 @@
 """Reactions of the payments app to market40 signals."""
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from market40.models import Market
 from market40.signals import demands_billed, demo_seeded
-from payments.models import Provider
+from payments.models import BankConnection, Provider
 
 
 @receiver(demo_seeded, sender=Market)
@@ -32,3 +33,11 @@ def apply_holder_credits(sender, run, **kwargs) -> None:
     from payments.ledger import apply_credits
 
     apply_credits(demand_ids=list(run.demands.values_list("id", flat=True)))
+
+
+@receiver([post_save, post_delete], sender=BankConnection)
+def forget_cached_connection(sender, instance, **kwargs) -> None:
+    """A connection saved or deleted here is looked up afresh by the next delivery."""
+    from payments.services import forget_connection
+
+    forget_connection(instance.pk)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -26,10 +27,11 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from market40.bulk import insert_one, insert_or_skip, update_rows
+from market40.bulk import insert_objects, insert_one, insert_or_skip_objects, update_rows
 from market40.errors import InvalidInput, NotFound
 from market40.models import Market, ReceivingAccount
 from market40.tasking import enqueues_in_transaction
+from payments.groupcommit import GroupCommit
 from payments.models import BankConnection, BankTransaction, Provider, WebhookEvent
 from payments.providers import PROVIDERS, Transfer, WebhookRejected
 
@@ -108,11 +110,40 @@ def _verify_options(connection: BankConnection) -> dict[str, Any]:
 
 _CONNECTION_FIELDS = ("id", "market_id", "account_id", "provider", "secret_encrypted", "options")
 
+# Every delivery starts by looking up its connection. The rows change rarely (a secret
+# rotated, a connection switched off), so each process keeps those it looked up for a
+# few seconds: a saved or deleted connection is dropped at once in the process that
+# saved it (``forget_connection``, on post_save/post_delete) and at most
+# CONNECTION_CACHE_SECONDS later in the others; a delivery a cached secret rejects is
+# checked once more against the stored row (a secret rotated in another process).
+CONNECTION_CACHE_SECONDS = 5.0
+_connections: dict[tuple[str, str], tuple[float, BankConnection]] = {}
 
-def _active_connection(provider: str, connection_id: str) -> BankConnection | None:
-    # Every delivery starts here: one plain SELECT by primary key of the columns a
-    # delivery needs (the rest load on access), without the ORM's query compilation,
-    # which showed in the webhook benchmark's CPU per request.
+
+def forget_connection(connection_id: str) -> None:
+    for key in [key for key in _connections if key[1] == connection_id]:
+        _connections.pop(key, None)
+
+
+def _active_connection(
+    provider: str, connection_id: str, *, cached: bool = True
+) -> tuple[BankConnection | None, bool]:
+    """The active connection, and whether it came from this process's cache."""
+    key = (provider, connection_id)
+    hit = _connections.get(key) if cached else None
+    if hit is not None and time.monotonic() - hit[0] < CONNECTION_CACHE_SECONDS:
+        return hit[1], True
+    connection = _load_connection(provider, connection_id)
+    if connection is None:
+        _connections.pop(key, None)
+    else:
+        _connections[key] = (time.monotonic(), connection)
+    return connection, False
+
+
+def _load_connection(provider: str, connection_id: str) -> BankConnection | None:
+    # One plain SELECT by primary key of the columns a delivery needs (the rest load on
+    # access), without the ORM's query compilation.
     db = connections[DEFAULT_DB_ALIAS]
     options = BankConnection._meta.get_field("options")
     with db.cursor() as cursor:
@@ -132,22 +163,25 @@ def _active_connection(provider: str, connection_id: str) -> BankConnection | No
 def webhook_receive(
     *, provider: str, connection_id: str, body: bytes, headers: dict[str, str], remote_addr: str
 ) -> Delivery:
-    connection = _active_connection(provider, connection_id)
-    if connection is None:
-        raise NotFound(_("Không có kết nối ngân hàng này."))
-    event = WebhookEvent(
-        connection=connection,
-        remote_addr=remote_addr[:64],
-        headers=_stored_headers(headers),
-        body=body,
-    )
-    try:
-        # Verification and parsing only read the bytes: nothing is written before the
-        # event row below, which carries their outcome.
-        checked = _check(connection, PROVIDERS[provider], event, body, headers)
-    except Exception:
-        _store_failed(event)
-        raise
+    for cached in (True, False):
+        connection, from_cache = _active_connection(provider, connection_id, cached=cached)
+        if connection is None:
+            raise NotFound(_("Không có kết nối ngân hàng này."))
+        event = WebhookEvent(
+            connection=connection,
+            remote_addr=remote_addr[:64],
+            headers=_stored_headers(headers),
+            body=body,
+        )
+        try:
+            # Verification and parsing only read the bytes: nothing is written before
+            # the event row below, which carries their outcome.
+            checked = _check(connection, PROVIDERS[provider], event, body, headers)
+        except Exception:
+            _store_failed(event)
+            raise
+        if not (from_cache and isinstance(checked, Delivery) and checked.status == 401):
+            break
     if isinstance(checked, Delivery):
         # Rejected, malformed or a provider's test call: the stored delivery is all.
         insert_one(event)
@@ -210,39 +244,84 @@ def _check(connection, module, event, body, headers) -> Delivery | list[Transfer
         )
 
 
+@dataclass
+class _Authentic:
+    """An authentic delivery on its way into the database."""
+
+    connection: BankConnection
+    event: WebhookEvent
+    transfers: list[Transfer]
+    created: list[BankTransaction] = field(default_factory=list)
+
+
 def _store_authentic(
     connection: BankConnection, event: WebhookEvent, transfers: list[Transfer]
 ) -> Delivery:
     """One commit for the delivery, its new transactions and, on a database task queue,
-    the processing task: a crash before that commit stores nothing and answers nothing,
-    so the provider sends the delivery again."""
+    the processing task — shared with the deliveries this process is storing at the
+    same moment (``_ingest``): a crash before that commit stores nothing and answers
+    nothing, so the provider sends the delivery again."""
     from payments.tasks import process_event
 
-    module = PROVIDERS[connection.provider]
-    status, answer = module.success_response()
-    # Written as if every transfer were new (the common case); a redelivery corrects
-    # the counts in the same transaction, before anyone can see them.
-    event.outcome = _outcome(transfers, new=len(transfers))
+    status, answer = PROVIDERS[connection.provider].success_response()
     event.http_status = status
-    event.transfer_count = event.new_transactions = len(transfers)
-    in_transaction = enqueues_in_transaction(process_event)
+    event.transfer_count = len(transfers)
+    delivery = _Authentic(connection, event, transfers)
     try:
-        with transaction.atomic():
-            insert_one(event)
-            created = store_transfers(connection=connection, event=event, transfers=transfers)
-            if len(created) != len(transfers):
-                event.outcome = _outcome(transfers, new=len(created))
-                event.new_transactions = len(created)
-                update_rows(WebhookEvent, ["outcome", "new_transactions"], [event])
-            if created and in_transaction:
-                process_event.enqueue(event.pk)
+        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            # Inside a caller's transaction its commit decides: never share it.
+            _write_authentic([delivery])
+        else:
+            _ingest.submit(delivery)
     except Exception:
         _store_failed(event)
         raise
     # Other task backends run or hand off the task at once: only after the commit.
-    if created and not in_transaction:
+    if delivery.created and not enqueues_in_transaction(process_event):
         process_event.enqueue(event.pk)
     return Delivery(status=status, body=answer, event_id=event.pk)
+
+
+def _write_authentic(group: list[_Authentic]) -> None:
+    """Store a group of authentic deliveries in one transaction: their events, their
+    new transactions (a redelivery's are skipped by the database) and, on a database
+    task queue, one processing task for those that brought new ones."""
+    from payments.tasks import process_events
+
+    for delivery in group:
+        # Written as if every transfer were new (the common case); redeliveries are
+        # corrected below in the same transaction, before anyone can see them.
+        delivery.event.pk = None  # a retry alone after a failed group inserts anew
+        delivery.event.outcome = _outcome(delivery.transfers, new=len(delivery.transfers))
+        delivery.event.new_transactions = len(delivery.transfers)
+    with transaction.atomic():
+        insert_objects([delivery.event for delivery in group])
+        created = store_transfer_rows(
+            [
+                new_transaction(delivery.connection, delivery.event, transfer)
+                for delivery in group
+                for transfer in delivery.transfers
+            ]
+        )
+        by_event: dict[int, list[BankTransaction]] = {}
+        for tx in created:
+            by_event.setdefault(tx.event_id, []).append(tx)
+        corrected = []
+        for delivery in group:
+            delivery.created = by_event.get(delivery.event.pk, [])
+            if len(delivery.created) != len(delivery.transfers):
+                delivery.event.outcome = _outcome(delivery.transfers, new=len(delivery.created))
+                delivery.event.new_transactions = len(delivery.created)
+                corrected.append(delivery.event)
+        update_rows(WebhookEvent, ["outcome", "new_transactions"], corrected)
+        fresh = [delivery.event.pk for delivery in group if delivery.created]
+        if fresh and enqueues_in_transaction(process_events):
+            process_events.enqueue(fresh)
+
+
+# The deliveries this process's threads are storing at the same moment share one
+# transaction (payments/groupcommit.py): under load, one commit for several.
+_ingest: GroupCommit[_Authentic] = GroupCommit(_write_authentic)
 
 
 def _outcome(transfers: list[Transfer], *, new: int) -> str:
@@ -270,33 +349,45 @@ def store_transfers(
     transfers: list[Transfer],
     source: str = BankTransaction.Source.WEBHOOK,
 ) -> list[BankTransaction]:
-    """One BankTransaction per new transfer; known (connection, provider id) pairs are
-    skipped by the database itself (``insert_or_skip``): a concurrent redelivery that
-    wins the race makes this insert a no-op, counted as a duplicate."""
-    created: list[BankTransaction] = []
-    for transfer in transfers:
-        tx = BankTransaction(
-            connection=connection,
-            event=event,
-            source=source,
-            provider_transaction_id=transfer.provider_transaction_id[:100],
-            direction=transfer.direction,
-            amount_vnd=transfer.amount_vnd,
-            content=transfer.content or "",
-            description=transfer.description or "",
-            bank_reference=(transfer.bank_reference or "")[:100],
-            counter_account=(transfer.counter_account or "")[:40],
-            counter_name=(transfer.counter_name or "")[:200],
-            counter_bank=(transfer.counter_bank or "")[:100],
-            sub_account=(transfer.sub_account or "")[:40],
-            provider_code=(transfer.provider_code or "")[:40],
-            bank_time=transfer.bank_time,
-            running_balance_vnd=transfer.running_balance_vnd,
-            is_test=transfer.is_test,
-        )
-        if insert_or_skip(tx, ["connection", "provider_transaction_id"]):
-            created.append(tx)
-    return created
+    """One BankTransaction per new transfer; the new ones are returned."""
+    return store_transfer_rows(
+        [new_transaction(connection, event, transfer, source) for transfer in transfers]
+    )
+
+
+def store_transfer_rows(rows: list[BankTransaction]) -> list[BankTransaction]:
+    """Insert the rows whose (connection, provider id) pair is new and return them.
+    Known pairs are skipped by the database itself (``insert_or_skip_objects``): a
+    concurrent redelivery that wins the race makes this insert a no-op for that row,
+    counted as a duplicate; of two rows with the same pair, only the first is stored."""
+    return insert_or_skip_objects(rows, ["connection", "provider_transaction_id"])
+
+
+def new_transaction(
+    connection: BankConnection,
+    event: WebhookEvent | None,
+    transfer: Transfer,
+    source: str = BankTransaction.Source.WEBHOOK,
+) -> BankTransaction:
+    return BankTransaction(
+        connection=connection,
+        event=event,
+        source=source,
+        provider_transaction_id=transfer.provider_transaction_id[:100],
+        direction=transfer.direction,
+        amount_vnd=transfer.amount_vnd,
+        content=transfer.content or "",
+        description=transfer.description or "",
+        bank_reference=(transfer.bank_reference or "")[:100],
+        counter_account=(transfer.counter_account or "")[:40],
+        counter_name=(transfer.counter_name or "")[:200],
+        counter_bank=(transfer.counter_bank or "")[:100],
+        sub_account=(transfer.sub_account or "")[:40],
+        provider_code=(transfer.provider_code or "")[:40],
+        bank_time=transfer.bank_time,
+        running_balance_vnd=transfer.running_balance_vnd,
+        is_test=transfer.is_test,
+    )
 
 
 def check_running_balance(connection: BankConnection, tx: BankTransaction) -> None:
@@ -408,6 +499,21 @@ def event_process(event_id: int) -> int:
         processed_at=timezone.now(), processing_error=""
     )
     return len(ids)
+
+
+def events_process(event_ids: list[int]) -> int:
+    """``event_process`` for each event in turn; one event's failure (recorded on it)
+    does not keep the others from being processed, and fails the whole call after."""
+    reconciled = 0
+    failed = []
+    for event_id in event_ids:
+        try:
+            reconciled += event_process(event_id)
+        except Exception:
+            failed.append(event_id)
+    if failed:
+        raise RuntimeError(f"processing webhook events {failed} failed (see each event)")
+    return reconciled
 
 
 def replayable(event: WebhookEvent) -> bool:

@@ -9,3 +9,11 @@ def process_event(event_id: int) -> int:
     from payments.services import event_process
 
     return event_process(event_id)
+
+
+@task()
+def process_events(event_ids: list[int]) -> int:
+    """The deliveries one group commit stored (payments/groupcommit.py), in order."""
+    from payments.services import events_process
+
+    return events_process(event_ids)

@@ -258,13 +258,13 @@ def test_a_failure_while_storing_the_transfers_keeps_the_delivery_and_nothing_ha
     from payments import services
 
     connection, demands, body, headers = batch_paying_two_demands(market_a)
-    real_store = services.store_transfers
+    real_store = services.store_transfer_rows
 
-    def stores_one_then_fails(**kwargs):
-        real_store(**{**kwargs, "transfers": kwargs["transfers"][:1]})
+    def stores_one_then_fails(rows):
+        real_store(rows[:1])
         raise RuntimeError("mất kết nối giữa chừng")
 
-    monkeypatch.setattr(services, "store_transfers", stores_one_then_fails)
+    monkeypatch.setattr(services, "store_transfer_rows", stores_one_then_fails)
     client = Client(raise_request_exception=False)
 
     response = post(client, connection, body, headers)
@@ -294,10 +294,10 @@ def test_a_verified_delivery_our_error_kept_from_being_stored_is_finished_by_the
 
     connection, demands, body, headers = batch_paying_two_demands(market_a)
 
-    def fails(**kwargs):
+    def fails(rows):
         raise RuntimeError("lỗi của chúng tôi")
 
-    monkeypatch.setattr(services, "store_transfers", fails)
+    monkeypatch.setattr(services, "store_transfer_rows", fails)
     client = Client(raise_request_exception=False)
     assert post(client, connection, body, headers).status_code == 500
     monkeypatch.undo()
