@@ -130,6 +130,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+# DB_POOL=N: a psycopg connection pool of up to N connections per process (Django's
+# "pool" option) instead of one connection per thread; for servers whose requests run
+# on short-lived threads or greenlets (gunicorn's gevent worker), where per-thread
+# persistent connections would be opened and lost with each request.
+if env_int("DB_POOL", 0) and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env_int("DB_POOL", 0),
+    }
+
 # Lets two test runs share one PostgreSQL server without dropping each other's test
 # database (Django's default name is test_<NAME>).
 if env_str("TEST_DATABASE_NAME") and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":

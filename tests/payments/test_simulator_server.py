@@ -1,8 +1,10 @@
 """The simulator against a real server process: ``manage.py runserver`` on a free
-loopback port with its own SQLite file, a demo market of 200 stalls billed for the
-month, every fault on, deliveries over real HTTP from a separate ``simulate_bank``
-process; then the server's database is read by a third process and compared with the
-ledger one for one (``assert_ledger_matches``)."""
+loopback port with its own SQLite file, and production's gunicorn (gevent workers,
+pooled PostgreSQL connections, database task queue) on a PostgreSQL database of its
+own; each time a demo market of 200 stalls billed for the month, every fault on,
+deliveries over real HTTP from a separate ``simulate_bank`` process; then the server's
+database is read by a third process and compared with the ledger one for one
+(``assert_ledger_matches``)."""
 
 from __future__ import annotations
 
@@ -65,29 +67,30 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
-def test_a_month_of_200_stalls_with_every_fault_over_real_http_matches_the_ledger(
-    server_env, tmp_path
-):
-    manage(server_env, "migrate", "--noinput", "-v", "0")
-    seeded = manage(server_env, "seed_demo", "--stalls", "200", "--market", "CHOSRV")
+def deliver_a_month(env: dict[str, str], log_path: Path, server_command: list[str]) -> None:
+    """Seed and bill 200 stalls, start ``server_command`` (``{port}`` filled in) on a
+    free port, send a month with every fault from ``simulate_bank`` and, on a database
+    task queue, drain it; then compare the ledger with what the server recorded."""
+    manage(env, "migrate", "--noinput", "-v", "0")
+    seeded = manage(env, "seed_demo", "--stalls", "200", "--market", "CHOSRV")
     connection_id = re.search(r"/webhooks/sepay/(cn[0-9a-f]+)/", seeded).group(1)
-    billed = manage(server_env, "bill_period", "CHOSRV", PERIOD)
+    billed = manage(env, "bill_period", "CHOSRV", PERIOD)
     assert "phiếu báo phí" in billed
 
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
+    log = log_path.open("w")
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        [part.format(port=port) for part in server_command],
         cwd=REPO,
-        env=server_env,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, server)
-        ledger_path = tmp_path / "ledger.json"
+        ledger_path = log_path.parent / "ledger.json"
         output = manage(
-            server_env,
+            env,
             "simulate_bank",
             "CHOSRV",
             PERIOD,
@@ -111,16 +114,6 @@ def test_a_month_of_200_stalls_with_every_fault_over_real_http_matches_the_ledge
         )
         assert "thiếu 0, thừa 0" in output
         assert "sent " in output and "accepted " in output and "duplicates " in output
-
-        dump = manage(
-            server_env,
-            "shell",
-            "-v",
-            "0",
-            "-c",
-            "import json; from tests.payments.test_simulator import snapshot; "
-            f"print(json.dumps(snapshot({connection_id!r})))",
-        )
     finally:
         server.terminate()
         try:
@@ -129,6 +122,17 @@ def test_a_month_of_200_stalls_with_every_fault_over_real_http_matches_the_ledge
             server.kill()
             server.wait()
         log.close()
+    if env["TASKS_BACKEND"] == "database":
+        manage(env, "db_worker", "--batch", "--no-startup-delay", timeout=300)
+    dump = manage(
+        env,
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "import json; from tests.payments.test_simulator import snapshot; "
+        f"print(json.dumps(snapshot({connection_id!r})))",
+    )
 
     ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
     snap = json.loads(dump)
@@ -138,7 +142,60 @@ def test_a_month_of_200_stalls_with_every_fault_over_real_http_matches_the_ledge
     assert_ledger_matches(ledger, snap)
 
     # The deliveries really went through the server process: one logged POST each.
-    served = (tmp_path / "server.log").read_text(encoding="utf-8")
+    served = log_path.read_text(encoding="utf-8")
     posts = len(re.findall(rf'"POST /webhooks/sepay/{connection_id}/ HTTP/1.1" (\d+)', served))
     reached = sum(1 for d in ledger["deliveries"] for a in d["attempts"] if a["via"] == "endpoint")
     assert posts == reached == len(snap["events"])
+
+
+def test_a_month_of_200_stalls_with_every_fault_over_real_http_matches_the_ledger(
+    server_env, tmp_path
+):
+    runserver = [sys.executable, "manage.py", "runserver", "127.0.0.1:{port}", "--noreload"]
+    deliver_a_month(server_env, tmp_path / "server.log", runserver)
+
+
+@pytest.fixture
+def postgresql_env(server_env):
+    """``server_env`` on a PostgreSQL database of its own (created and dropped here),
+    next to the one in DATABASE_URL, with production's database task queue."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        pytest.skip(
+            "needs PostgreSQL; run with DATABASE_URL=postgres://… as in the PostgreSQL "
+            "pass of .ci/run"
+        )
+    import psycopg
+
+    base = url.rpartition("/")[0]
+    name = f"market40_test_server_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_env | {"DATABASE_URL": f"{base}/{name}", "TASKS_BACKEND": "database"}
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_the_production_server_stores_a_month_with_every_fault_as_the_ledger_says(
+    postgresql_env, tmp_path
+):
+    """gunicorn as README's production section runs it: 2 gevent workers, each with a
+    pool of PostgreSQL connections, concurrent deliveries committed in groups, their
+    reconciliation queued in the same commits and drained by ``db_worker``."""
+    gunicorn = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "market40.wsgi:application",
+        "--config",
+        str(REPO / "gunicorn.conf.py"),
+        "--bind",
+        "127.0.0.1:{port}",
+        "--access-logfile",
+        "-",
+    ]
+    deliver_a_month(postgresql_env | {"WEB_WORKERS": "2"}, tmp_path / "server.log", gunicorn)
