@@ -94,18 +94,6 @@ def update_rows(
             cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
 
 
-def insert_or_skip(obj: models.Model, conflict_fields: Sequence[str]) -> bool:
-    """Insert ``obj`` unless a row with the same ``conflict_fields`` exists; on insert,
-    set its primary key and return True.
-
-    One ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING pk`` (PostgreSQL, and SQLite
-    since 3.35) in place of an existence check, a savepoint, an INSERT and a release:
-    a concurrent insert of the same key waits for the other transaction and then
-    does nothing, so two racing redeliveries can never both insert or both fail.
-    ``conflict_fields`` must be exactly the columns of a unique constraint."""
-    return _insert_returning(obj, conflict_fields)
-
-
 def insert_one(obj: models.Model) -> None:
     """``obj.save(force_insert=True)`` in one prepared INSERT … RETURNING pk, without the
     ORM's per-call query compilation: for the few hot single-row inserts (a webhook
@@ -145,13 +133,17 @@ def insert_objects(objects: Sequence[models.Model]) -> None:
 def insert_or_skip_objects(
     objects: Sequence[models.Model], conflict_fields: Sequence[str]
 ) -> list[models.Model]:
-    """``insert_or_skip`` for many instances of one model: returns those inserted, with
-    their primary keys set. Of several with the same key, in the database or among
-    ``objects``, none or only the first is inserted.
+    """Insert those of ``objects`` (instances of one model) whose ``conflict_fields``
+    are new, and return them with their primary keys set. Of several with the same key,
+    in the database or among ``objects``, none or only the first is inserted.
 
-    On PostgreSQL one multi-row ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING pk,
-    key`` per 30,000 parameters, the returned keys telling which were inserted;
-    elsewhere one ``insert_or_skip`` each."""
+    ``INSERT … ON CONFLICT (…) DO NOTHING RETURNING pk`` in place of an existence
+    check, a savepoint, an INSERT and a release: a concurrent insert of the same key
+    waits for the other transaction and then does nothing, so two racing redeliveries
+    can never both insert or both fail. On PostgreSQL one multi-row statement per
+    30,000 parameters, the returned keys telling which rows were inserted; elsewhere
+    (SQLite since 3.35) one statement per object. ``conflict_fields`` must be exactly
+    the columns of a unique constraint."""
     if not objects:
         return []
     db = connections[DEFAULT_DB_ALIAS]

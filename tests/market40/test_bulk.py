@@ -6,10 +6,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from market40.bulk import insert_objects, insert_or_skip, insert_or_skip_objects, update_rows
+from market40.bulk import insert_objects, insert_or_skip_objects, update_rows
 from market40.models import FeeDemand
 from payments.models import BankTransaction, WebhookEvent
 from payments.services import connection_create
+
+KEY = ["connection", "provider_transaction_id"]
 
 
 def _transfer(conn, provider_id: str, **kw) -> BankTransaction:
@@ -24,13 +26,13 @@ def _transfer(conn, provider_id: str, **kw) -> BankTransaction:
     return BankTransaction(**fields)
 
 
-def test_insert_or_skip_inserts_once_and_skips_the_same_key(market_a):
+def test_insert_or_skip_objects_inserts_once_and_skips_the_same_key(market_a):
     conn, _secret, _ = connection_create(market=market_a, provider="simulator")
     first = _transfer(conn, "FT1", content="Nguyễn Văn A chuyển 'tiền' \"sạp\"")
 
-    assert insert_or_skip(first, ["connection", "provider_transaction_id"]) is True
+    assert insert_or_skip_objects([first], KEY) == [first]
     again = _transfer(conn, "FT1", amount_vnd=999_000)
-    assert insert_or_skip(again, ["connection", "provider_transaction_id"]) is False
+    assert insert_or_skip_objects([again], KEY) == []
 
     stored = BankTransaction.objects.get()
     assert stored.pk == first.pk and again.pk is None
@@ -38,10 +40,10 @@ def test_insert_or_skip_inserts_once_and_skips_the_same_key(market_a):
     assert stored.bank_time == first.bank_time and stored.received_at is not None
 
 
-def test_insert_or_skip_is_one_statement(market_a):
+def test_insert_or_skip_objects_of_one_row_is_one_statement(market_a):
     conn, _secret, _ = connection_create(market=market_a, provider="simulator")
     with CaptureQueriesContext(connection) as queries:
-        insert_or_skip(_transfer(conn, "FT2"), ["connection", "provider_transaction_id"])
+        insert_or_skip_objects([_transfer(conn, "FT2")], KEY)
     assert len(queries) == 1 and "ON CONFLICT" in queries[0]["sql"]
 
 
@@ -104,7 +106,7 @@ def test_insert_objects_stores_each_objects_own_values_and_sets_its_key(market_a
 
 def test_insert_or_skip_objects_stores_only_new_keys_and_the_first_of_a_repeated_one(market_a):
     conn, _secret, _ = connection_create(market=market_a, provider="simulator")
-    assert insert_or_skip(_transfer(conn, "FT-OLD"), ["connection", "provider_transaction_id"])
+    assert insert_or_skip_objects([_transfer(conn, "FT-OLD")], KEY)
     batch = [
         _transfer(conn, "FT-A", amount_vnd=1_000),
         _transfer(conn, "FT-OLD", amount_vnd=2_000),  # stored before
@@ -114,7 +116,7 @@ def test_insert_or_skip_objects_stores_only_new_keys_and_the_first_of_a_repeated
     ]
 
     with CaptureQueriesContext(connection) as queries:
-        inserted = insert_or_skip_objects(batch, ["connection", "provider_transaction_id"])
+        inserted = insert_or_skip_objects(batch, KEY)
 
     assert len(queries) == (1 if connection.vendor == "postgresql" else len(batch))
     assert inserted == [batch[0], batch[2], batch[4]]
@@ -122,4 +124,4 @@ def test_insert_or_skip_objects_stores_only_new_keys_and_the_first_of_a_repeated
     amounts = dict(BankTransaction.objects.values_list("provider_transaction_id", "amount_vnd"))
     assert amounts == {"FT-OLD": 150_000, "FT-A": 1_000, "FT-B": 3_000, "FT-C": 5_000}
     assert BankTransaction.objects.get(pk=batch[4].pk).running_balance_vnd == 9_000
-    assert insert_or_skip_objects([], ["connection", "provider_transaction_id"]) == []
+    assert insert_or_skip_objects([], KEY) == []
