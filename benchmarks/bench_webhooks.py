@@ -394,47 +394,28 @@ def main() -> None:
     server = subprocess.Popen(command, env=env, stdout=sys.stderr, stderr=sys.stderr)
     try:
         wait_for(port, server)
+
+        def load(path: str, measured=requests, time_limit_s=args.time_limit) -> LoadResult:
+            return run_load(
+                port=port,
+                path=path,
+                requests=measured,
+                concurrency=args.concurrency,
+                time_limit_s=time_limit_s,
+                sign=sign,
+            )
+
         # Warm the server (imports, connections) with requests that are not measured.
-        run_load(
-            port=port,
-            path="/bench/baseline/",
-            requests=requests[:200],
-            concurrency=args.concurrency,
-            time_limit_s=30,
-            sign=sign,
-        )
+        load("/bench/baseline/", requests[:200], 30)
         cpu_before = cpu_snapshot(server.pid)
-        baseline = run_load(
-            port=port,
-            path="/bench/baseline/",
-            requests=requests,
-            concurrency=args.concurrency,
-            time_limit_s=args.time_limit,
-            sign=sign,
-        )
+        baseline = load("/bench/baseline/")
         cpu_between = cpu_snapshot(server.pid)
-        webhooks = run_load(
-            port=port,
-            path=connection.webhook_path,
-            requests=requests,
-            concurrency=args.concurrency,
-            time_limit_s=args.time_limit,
-            sign=sign,
-        )
+        webhooks = load(connection.webhook_path)
         cpu_after = cpu_snapshot(server.pid)
         # The baseline again, after: the machine's speed drifts over a run, and the
         # ratio is taken against both halves together.
         measured_first = len(baseline.latencies_ms)
-        baseline = baseline.merged(
-            run_load(
-                port=port,
-                path="/bench/baseline/",
-                requests=requests,
-                concurrency=args.concurrency,
-                time_limit_s=args.time_limit,
-                sign=sign,
-            )
-        )
+        baseline = baseline.merged(load("/bench/baseline/"))
     finally:
         server.terminate()
         try:
