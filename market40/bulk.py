@@ -146,12 +146,15 @@ def insert_or_skip_objects(
     the columns of a unique constraint."""
     if not objects:
         return []
+    meta = objects[0]._meta
+    keys = [meta.get_field(name) for name in conflict_fields]
+    if any(isinstance(f, _CONVERTED) for f in keys):
+        # The returned keys are matched with the objects' attributes as they are.
+        raise ValueError("insert_or_skip_objects: a key column must be stored as it is held")
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         return [obj for obj in objects if _insert_returning(obj, conflict_fields)]
-    meta = objects[0]._meta
     quote = db.ops.quote_name
-    keys = [meta.get_field(name) for name in conflict_fields]
     key_columns = ", ".join(quote(f.column) for f in keys)
     pk = quote(meta.pk.column)
     tail = f"ON CONFLICT ({key_columns}) DO NOTHING RETURNING {pk}, {key_columns}"

@@ -263,7 +263,7 @@ def _store_authentic(
     the processing task — shared with the deliveries this process is storing at the
     same moment (``_ingest``): a crash before that commit stores nothing and answers
     nothing, so the provider sends the delivery again."""
-    from payments.tasks import process_event
+    from payments.tasks import process_events
 
     status, answer = PROVIDERS[connection.provider].success_response()
     event.http_status = status
@@ -279,8 +279,8 @@ def _store_authentic(
         _store_failed(event)
         raise
     # Other task backends run or hand off the task at once: only after the commit.
-    if delivery.created and not enqueues_in_transaction(process_event):
-        process_event.enqueue(event.pk)
+    if delivery.created and not enqueues_in_transaction(process_events):
+        process_events.enqueue([event.pk])
     return Delivery(status=status, body=answer, event_id=event.pk)
 
 

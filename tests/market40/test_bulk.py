@@ -125,3 +125,10 @@ def test_insert_or_skip_objects_stores_only_new_keys_and_the_first_of_a_repeated
     assert amounts == {"FT-OLD": 150_000, "FT-A": 1_000, "FT-B": 3_000, "FT-C": 5_000}
     assert BankTransaction.objects.get(pk=batch[4].pk).running_balance_vnd == 9_000
     assert insert_or_skip_objects([], KEY) == []
+
+
+def test_insert_or_skip_objects_refuses_a_key_it_could_not_match_back(market_a):
+    conn, _secret, _ = connection_create(market=market_a, provider="simulator")
+    with pytest.raises(ValueError, match="key column"):
+        insert_or_skip_objects([_transfer(conn, "FT9")], ["connection", "bank_time"])
+    assert BankTransaction.objects.count() == 0
