@@ -235,7 +235,14 @@ def probe(*, secret_for, market, code: str) -> dict:
                 headers=extra,
             )
         sql = [q["sql"].upper() for q in queries.captured_queries]
-        writes = sum(1 for q in sql if q.startswith(("INSERT", "UPDATE")))
+
+        def writes_rows(q: str) -> bool:
+            # A WITH … INSERT (payments/groupwrite.py) writes as much as an INSERT.
+            return q.startswith(("INSERT", "UPDATE")) or (
+                q.startswith("WITH") and " INSERT INTO " in q
+            )
+
+        writes = sum(1 for q in sql if writes_rows(q))
         commits = sum(1 for q in sql if q == "COMMIT")
         # A write outside atomic() is a transaction, and a commit, of its own.
         in_atomic = depth = 0
@@ -244,7 +251,7 @@ def probe(*, secret_for, market, code: str) -> dict:
                 depth += 1
             elif q == "COMMIT" or q.startswith("RELEASE SAVEPOINT"):
                 depth -= 1
-            elif depth and q.startswith(("INSERT", "UPDATE")):
+            elif depth and writes_rows(q):
                 in_atomic += 1
         costs[label] = (len(sql), commits + writes - in_atomic)
     # Service time of one new delivery, one at a time (no queueing), in this process.

@@ -290,6 +290,14 @@ def _write_authentic(group: list[_Authentic]) -> None:
     task queue, one processing task for those that brought new ones."""
     from payments.tasks import process_events
 
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        from payments.groupwrite import fits
+
+        if fits(len(group), sum(len(d.transfers) for d in group)):
+            _write_authentic_statement(group)
+            return
+    # SQLite, or a group of batches too large for one statement: a few statements in
+    # one transaction.
     for delivery in group:
         # Written as if every transfer were new (the common case); redeliveries are
         # corrected below in the same transaction, before anyone can see them.
@@ -319,6 +327,57 @@ def _write_authentic(group: list[_Authentic]) -> None:
         fresh = [delivery.event.pk for delivery in group if delivery.created]
         if fresh and enqueues_in_transaction(process_events):
             process_events.enqueue(fresh)
+
+
+def _write_authentic_statement(group: list[_Authentic]) -> None:
+    """``_write_authentic`` on PostgreSQL: the whole group in one statement
+    (``payments/groupwrite.py``)."""
+    from payments.groupwrite import write_group
+    from payments.tasks import process_events
+
+    rows = [
+        (i, new_transaction(delivery.connection, delivery.event, transfer))
+        for i, delivery in enumerate(group)
+        for transfer in delivery.transfers
+    ]
+    outcomes = [
+        (_outcome(d.transfers, new=0), _outcome(d.transfers, new=len(d.transfers))) for d in group
+    ]
+    task = _task_row(process_events) if enqueues_in_transaction(process_events) else None
+    for delivery in group:
+        delivery.event.pk = None  # a retry alone after a failed group inserts anew
+    events = [d.event for d in group]
+    if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        # In a caller's transaction a failed statement must not abort it: a savepoint.
+        with transaction.atomic():
+            created = write_group(events, outcomes, rows, task)
+    else:
+        created = write_group(events, outcomes, rows, task)  # atomic on its own
+    by_event: dict[int, list[BankTransaction]] = {}
+    for tx in created:
+        by_event.setdefault(tx.event_id, []).append(tx)
+    for delivery in group:
+        delivery.created = by_event.get(delivery.event.pk, [])
+    if task is not None and created:
+        log.debug("Task id=%s path=%s enqueued backend=%s", task.pk, task.task_path, "db")
+
+
+def _task_row(task: Any):
+    """The unsaved row ``django-tasks-db`` would store for ``task.enqueue(…)``, its
+    ``args_kwargs`` left to the statement that writes it (the events' ids)."""
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    backend = task.get_backend()
+    backend.validate_task(task)
+    return DBTaskResult(
+        id=backend._get_id(),
+        args_kwargs={},
+        priority=task.priority,
+        task_path=task.module_path,
+        queue_name=task.queue_name,
+        run_after=task.run_after or get_date_max(),
+        backend_name=backend.alias,
+    )
 
 
 # The deliveries this process's threads are storing at the same moment share one
