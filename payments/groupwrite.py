@@ -86,7 +86,9 @@ def write_group(
         params.extend((none, some))
     if task is not None:
         params.extend(column_values(f, [task], db)[0] for f in task_fields)
-    with bound_cursor(db, raw=True) as cursor:
+    # Prepared on its first use on each connection: the same text comes back for every
+    # group of the same size, and planning it costs PostgreSQL more than running it.
+    with bound_cursor(db, raw=True, prepare=True) as cursor:
         cursor.execute(sql, params)
         result = cursor.fetchall()
     ids: dict[int, int] = {}
