@@ -239,7 +239,7 @@ def probe(*, secret_for, market, code: str) -> dict:
         def writes_rows(q: str) -> bool:
             # A WITH … INSERT (payments/groupwrite.py) writes as much as an INSERT.
             return q.startswith(("INSERT", "UPDATE")) or (
-                q.startswith("WITH") and " INSERT INTO " in q
+                q.startswith("WITH") and "INSERT INTO" in q
             )
 
         writes = sum(1 for q in sql if writes_rows(q))

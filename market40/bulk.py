@@ -111,7 +111,8 @@ def insert_objects(objects: Sequence[models.Model]) -> None:
     On PostgreSQL one multi-row ``INSERT … RETURNING pk`` per 30,000 parameters (the
     rows come back in the order of the VALUES list, which ``bulk_create`` relies on
     too); elsewhere one ``insert_one`` each. The groups of webhook deliveries committed
-    together (``payments.groupcommit``) are written with it."""
+    together (``payments.groupcommit``) are written with it on SQLite and when too large
+    for the one statement of ``payments.groupwrite``."""
     if not objects:
         return
     db = connections[DEFAULT_DB_ALIAS]

@@ -8,7 +8,9 @@ the same single commit as its ``BankTransaction`` rows (unique per connection an
 provider id: a redelivery creates nothing) and, on a database task queue, the
 processing (reconciliation) task — a commit shared by the deliveries the process is
 storing at the same moment (``payments/groupcommit.py``), each answered only once it is
-committed. No state exists in which a transaction is stored
+committed. On PostgreSQL that group is one statement (``payments/groupwrite.py``); on
+SQLite, and for a group too large for one statement, a few in one transaction. No state
+exists in which a transaction is stored
 without its delivery, and any error of ours before that commit stores the raw delivery
 alone with the error and answers 5xx, so the provider sends it again; a process that
 dies before the commit has answered nothing, with the same effect. A failure in
