@@ -3,6 +3,8 @@ and the processing of a group's events."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.db import connection as db
 from django.test import Client, override_settings
@@ -71,6 +73,52 @@ def test_a_group_stores_each_delivery_with_its_own_outcome_in_one_commit(
         # Events in one INSERT, transactions in one, the redeliveries' counts in one
         # UPDATE: not a statement per delivery.
         assert statements.count("INSERT") == 2 and statements.count("UPDATE") == 1
+
+
+@pytest.mark.parametrize("fits", [True, False], ids=["one-statement", "too-large-for-one"])
+def test_a_group_of_batches_an_empty_batch_and_a_test_call_gets_each_outcome(
+    market_a, monkeypatch, fits
+):
+    """Casso v1 batches several transfers in one delivery, or none; its test call is a
+    transfer with id 0. In one group: each delivery's own count of new transactions."""
+    from payments import groupwrite
+
+    monkeypatch.setattr(groupwrite, "fits", lambda events, transactions: fits)
+    connection = connect(market_a, "casso", version="v1")
+    services._write_authentic([authentic(connection, [make_transfer(connection, 1)])])
+    test_call = dataclasses.replace(make_transfer(connection, 0), is_test=True)
+    group = [
+        authentic(connection, [make_transfer(connection, n) for n in (2, 1, 3)]),
+        services._Authentic(  # what Casso's parser makes of {"error": 0, "data": []}
+            connection,
+            WebhookEvent(connection=connection, body=b'{"error":0,"data":[]}', http_status=200),
+            PROVIDERS["casso"].parse(b'{"error":0,"data":[]}'),
+        ),
+        authentic(connection, [test_call]),
+        authentic(connection, [make_transfer(connection, 3), make_transfer(connection, 4)]),
+    ]
+
+    services._write_authentic(group)
+
+    stored = WebhookEvent.objects.in_bulk([delivery.event.pk for delivery in group])
+    assert [(stored[d.event.pk].outcome, stored[d.event.pk].new_transactions) for d in group] == [
+        ("accepted", 2),
+        ("accepted", 0),
+        ("test", 1),
+        ("accepted", 1),
+    ]
+    assert [len(d.created) for d in group] == [2, 0, 1, 1]
+    carried = dict(BankTransaction.objects.values_list("provider_transaction_id", "event_id"))
+    assert carried == {
+        "1": carried["1"],  # the earlier group's
+        "2": group[0].event.pk,
+        "3": group[0].event.pk,  # the first of the group to carry it
+        "0": group[2].event.pk,
+        "4": group[3].event.pk,
+    }
+    assert {tx.pk for d in group for tx in d.created} == set(
+        BankTransaction.objects.exclude(provider_transaction_id="1").values_list("pk", flat=True)
+    )
 
 
 @override_settings(TASKS=DATABASE_TASKS)
